@@ -1,0 +1,61 @@
+# Two commands set everything up: `make start` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8866
+LAB_PORT ?= 8888
+
+.PHONY: install start lab test check-export check-clean pytest nbtest browser bench dist clean
+
+# Re-installs only when the pins change (the stamp is newer than both pin files otherwise).
+$(STAMP): pyproject.toml requirements-lock.txt
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@echo "Installing the pinned environment into $(VENV) (about 3 minutes the first time)..."
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements-lock.txt -e ".[apps,dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+start: install
+	@echo "Voila apps gallery: http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
+	cd nbs/apps && ../../$(BIN)/voila --no-browser --Voila.ip=$(HOST) --port=$(PORT) index.ipynb
+
+lab: install
+	@echo "JupyterLab on the lessons: http://$(HOST):$(LAB_PORT)/lab"
+	$(BIN)/jupyter lab --no-browser --ip=$(HOST) --port=$(LAB_PORT) --notebook-dir=nbs
+
+# Fails on the first problem: stale package, unclean notebooks, failing tests, failing notebooks.
+test: install check-export check-clean pytest nbtest
+
+check-export: install
+	@tmp=$$(mktemp -d) && cp -r htc_dl $$tmp/before && $(BIN)/nbdev-export && \
+	if ! diff -r -x __pycache__ $$tmp/before htc_dl; then \
+	  echo "FAIL: nbdev-export changed htc_dl/ (above). Edit the notebooks, run nbdev-export, commit htc_dl/."; \
+	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "nbdev-export: htc_dl/ matches the notebooks."
+
+check-clean: install
+	@tmp=$$(mktemp -d) && cp -r nbs $$tmp/before && $(BIN)/nbdev-clean && \
+	if ! diff -r -x .ipynb_checkpoints -x __pycache__ $$tmp/before nbs > /dev/null; then \
+	  diff -rq -x .ipynb_checkpoints -x __pycache__ $$tmp/before nbs || true; \
+	  echo "FAIL: notebooks were not clean (listed above). Run nbdev-clean and commit."; \
+	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "nbdev-clean: notebooks are clean."
+
+pytest: install
+	$(BIN)/python -m pytest -q -ra tests/
+
+nbtest: install
+	@echo "Executing every notebook in nbs/ in small offline mode..."
+	HTC_DL_SMALL=1 $(BIN)/nbdev-test --timing --n-workers 2
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+dist: install
+	$(BIN)/python -m build --outdir dist .
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info test-output
