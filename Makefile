@@ -20,9 +20,11 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 install: $(STAMP)
 
+# Serves every app in nbs/apps with the settings in nbs/apps/voila.json (localhost, sources stripped, one preheated
+# kernel per notebook so a page shows at once, the upload limit). The pool fills in the first minute or so.
 start: install
-	@echo "Voila apps gallery: http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
-	cd nbs/apps && ../../$(BIN)/voila --no-browser --Voila.ip=$(HOST) --port=$(PORT) index.ipynb
+	@echo "Voila apps gallery: http://$(HOST):$(PORT)/voila/render/index.ipynb  (every app: http://$(HOST):$(PORT)/ ; Ctrl-C to stop)"
+	cd nbs/apps && exec ../../$(BIN)/voila --no-browser --Voila.ip=$(HOST) --port=$(PORT) .
 
 lab: install
 	@echo "JupyterLab on the lessons: http://$(HOST):$(LAB_PORT)/lab"
@@ -44,7 +46,12 @@ check-clean: install
 	  echo "FAIL: notebooks were not clean (listed above). Run nbdev-clean and commit."; \
 	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "nbdev-clean: notebooks are clean."
 
-pytest: install
+# Debian's chromium for the browser tests (driven by the PyPI playwright package; never `playwright install`).
+browser:
+	@test -x /usr/bin/chromium || { echo "Installing Debian's chromium for the browser tests..."; \
+	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
+
+pytest: install browser
 	$(BIN)/python -m pytest -q -ra tests/
 
 nbtest: install

@@ -63,4 +63,10 @@ d = { 'settings': { 'branch': 'main',
                              'htc_dl.quiz.Question.right_choice': ('quiz.html#question.right_choice', 'htc_dl/quiz.py'),
                              'htc_dl.quiz._inline_code': ('quiz.html#_inline_code', 'htc_dl/quiz.py'),
                              'htc_dl.quiz.check_answer': ('quiz.html#check_answer', 'htc_dl/quiz.py'),
-                             'htc_dl.quiz.quiz': ('quiz.html#quiz', 'htc_dl/quiz.py')}}}
+                             'htc_dl.quiz.quiz': ('quiz.html#quiz', 'htc_dl/quiz.py')},
+            'htc_dl.serving': { 'htc_dl.serving.AppKernelConnection': ('serving.html#appkernelconnection', 'htc_dl/serving.py'),
+                                'htc_dl.serving.AppKernelConnection.handle_incoming_message': ( 'serving.html#appkernelconnection.handle_incoming_message',
+                                                                                                'htc_dl/serving.py'),
+                                'htc_dl.serving.AppKernelConnection.prepare': ( 'serving.html#appkernelconnection.prepare',
+                                                                                'htc_dl/serving.py'),
+                                'htc_dl.serving.drop_file_bytes': ('serving.html#drop_file_bytes', 'htc_dl/serving.py')}}}
