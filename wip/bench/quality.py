@@ -1,0 +1,88 @@
+"""Which value of which lesson notebook is its headline figure, and fastbook's published figure beside it.
+
+Each row names an expression evaluated in the notebook's namespace after its last cell (a variable name, or a short
+expression over variables); a missing name shows as "not found" in the table instead of failing the benchmark.
+`dataset` is the htc_dl.data loader whose printed source line names the data the figure was measured on."""
+
+ROWS = [
+    # notebook prefix, what, expression, format, fastbook's figure, fastbook's data set, htc_dl data set
+    dict(nb="03a_", what="breed classifier (pretrained body, fine_tune) error rate, against the dirty labels", expr="error",
+         fmt="pct", book="not reported as a number (bears, chapter 2)", book_data="Bing image search bears", dataset="pets"),
+    dict(nb="03a_", what="planted mislabels among the 2N highest losses", expr="found", fmt="pct",
+         book="not measurable (no known mislabels)", book_data="Bing image search bears", dataset="pets"),
+    dict(nb="03b_", what="pixel similarity (L1 to the mean 3 / mean 7), accuracy", expr="overall", fmt="pct",
+         book="95.1%", book_data="MNIST_SAMPLE (about 12,000 training images)", dataset="mnist_sample"),
+    dict(nb="03b_", what="  ... on the 3s", expr="acc3", fmt="pct", book="91.7%", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
+    dict(nb="03b_", what="  ... on the 7s", expr="acc7", fmt="pct", book="98.5%", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
+    dict(nb="04_", what="linear model from scratch, accuracy (21 epochs)", expr="LINEAR_ACCURACY", fmt="pct",
+         book="96.96% (21 epochs)", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
+    dict(nb="04_", what="fastai Learner, nn.Linear + SGD, accuracy (10 epochs)", expr="FASTAI_ACCURACY", fmt="pct",
+         book="96.76% (10 epochs)", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
+    dict(nb="04_", what="simple_net, accuracy (40 epochs)", expr="SIMPLE_NET_ACCURACY", fmt="pct",
+         book="98.28% (40 epochs)", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
+    dict(nb="04_", what="resnet18 (no pretraining), accuracy", expr="RESNET_ACCURACY", fmt="pct",
+         book="99.71% (1 epoch)", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
+    dict(nb="04_", what="  ... its epochs", expr="RESNET_EPOCHS", fmt="int", book="1", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
+    dict(nb="05_", what="pets error rate, fine_tune", expr="fine_tune_error", fmt="pct",
+         book="8.05% (resnet34, fine_tune(2))", book_data="Oxford-IIIT PETS", dataset="pets"),
+    dict(nb="05_", what="pets error rate, unfrozen with discriminative lrs", expr="discriminative_error", fmt="pct",
+         book="5.41% (resnet34)", book_data="Oxford-IIIT PETS", dataset="pets"),
+    dict(nb="05_", what="pets error rate, bigger model / to_fp16", expr="fp16_error", fmt="pct",
+         book="5.48% (resnet50, to_fp16)", book_data="Oxford-IIIT PETS", dataset="pets"),
+    dict(nb="06a_", what="multi-label accuracy_multi at the chosen threshold", expr="accuracy_multi_value", fmt="f3",
+         book="0.951 at 0.2; about 0.963 at its best (~0.5)", book_data="PASCAL_2007 (resnet50)", dataset="pascal"),
+    dict(nb="06a_", what="  ... chosen threshold", expr="best_threshold", fmt="f2", book="0.2 / ~0.5",
+         book_data="PASCAL_2007", dataset="pascal"),
+    dict(nb="06a_", what="point regression: mean error, % of image width", expr="point_error_fraction", fmt="pct",
+         book="valid MSE 3.6e-5 (normalised units)", book_data="BIWI head pose", dataset="biwi"),
+    dict(nb="06a_", what="point regression: valid MSE (normalised units)", expr="point_valid_mse", fmt="sci",
+         book="3.6e-5", book_data="BIWI head pose", dataset="biwi"),
+    dict(nb="06a_", what="transfer: pretrained start, accuracy", expr="pretrained_accuracy", fmt="pct",
+         book="not reported (no random-start run in the book)", book_data="-", dataset="pets"),
+    dict(nb="06a_", what="transfer: random start, same epochs, accuracy", expr="random_accuracy", fmt="pct",
+         book="not reported", book_data="-", dataset="pets"),
+    dict(nb="06b_", what="DotProduct, valid MSE (5 epochs)", expr="float(dot_losses[-1, 1])", fmt="f3",
+         book="0.884", book_data="MovieLens 100k", dataset="movielens"),
+    dict(nb="06b_", what="DotProductBias without weight decay (5 epochs)", expr="float(bias_losses[-1, 1])", fmt="f3",
+         book="0.893", book_data="MovieLens 100k", dataset="movielens"),
+    dict(nb="06b_", what="DotProductBias, wd=0.1 (5 epochs)", expr="results['nn.Embedding']", fmt="f3",
+         book="0.823", book_data="MovieLens 100k", dataset="movielens"),
+    dict(nb="06b_", what="collab_learner, fastbook's settings (50 factors, 5 epochs)", expr="float(dot_learner_losses[-1, 1])",
+         fmt="f3", book="0.822", book_data="MovieLens 100k", dataset="movielens"),
+    dict(nb="06b_", what="collab_learner(use_nn=True) (5 epochs)", expr="float(nn_learner_losses[-1, 1])", fmt="f3",
+         book="0.865", book_data="MovieLens 100k", dataset="movielens"),
+    dict(nb="06b_", what="our best: DotProductBias, planted rank, tuned wd and epochs", expr="valid_mse", fmt="f3",
+         book="-", book_data="-", dataset="movielens"),
+    dict(nb="06b_", what="  ... planted floor (noise variance)", expr="noise_floor", fmt="f3",
+         book="unknown for real data", book_data="MovieLens 100k", dataset="movielens"),
+    dict(nb="06b_", what="  ... our best / floor (aim <= 1.15 at full size)", expr="floor_ratio", fmt="ratio",
+         book="-", book_data="-", dataset="movielens"),
+    dict(nb="06b_", what="  ... collab_learner at fastbook's settings / floor", expr="float(dot_learner_losses[-1, 1]) / noise_floor",
+         fmt="ratio", book="-", book_data="-", dataset="movielens"),
+]
+
+
+def rows_for(notebook_name):
+    "The quality rows whose notebook prefix matches `notebook_name`."
+    return [r for r in ROWS if notebook_name.startswith(r["nb"])]
+
+
+def expressions_for(notebook_name):
+    "The expressions to read from the notebook's namespace after it ran."
+    return list(dict.fromkeys(r["expr"] for r in rows_for(notebook_name)))
+
+
+def format_value(value, fmt):
+    "A value read from a notebook, as the table shows it; dicts with 'not_found' show as not found."
+    if isinstance(value, dict) and "not_found" in value: return "not found"
+    if value is None: return "not found"
+    if isinstance(value, str): return value
+    try: v = float(value)
+    except (TypeError, ValueError): return str(value)[:40]
+    if fmt == "pct": return f"{(v * 100 if abs(v) <= 1 else v):.2f}%"
+    if fmt == "f2": return f"{v:.2f}"
+    if fmt == "f3": return f"{v:.3f}"
+    if fmt == "sci": return f"{v:.2e}"
+    if fmt == "ratio": return f"{v:.2f}x"
+    if fmt == "int": return f"{v:.0f}"
+    return f"{v:.4g}"

@@ -1,0 +1,218 @@
+"""Drive the Voila apps in a real Chromium: start Voila on a free localhost port, open an app, wait for its widgets,
+upload files, move sliders, time each step, save screenshots. Plain functions, reused by tests/test_browser.py,
+tests/make_thumbnails.py and the benchmarks.
+
+Facts this relies on (see /work/shared/FIELD_NOTES.md): Debian's chromium at /usr/bin/chromium driven by the PyPI
+`playwright` package (never `playwright install`); every GET of a notebook starts a kernel, so readiness is polled
+on a static file; ipywidgets 8 uploads go through a file chooser, not `set_input_files`.
+"""
+import json, os, re, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS_DIR = Path(os.environ.get("HTC_DL_APPS_DIR") or ROOT/"nbs"/"apps")   # override only to try drivers on other apps
+SCREENSHOTS = ROOT/"test-output"/"screenshots"
+VOILA = Path(sys.executable).parent/"voila"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+WIDGET = ".jupyter-widgets.widget-box, .jupyter-widgets.widget-inline-hbox, .widget-upload, .widget-slider, .widget-button"
+
+
+def app_names(apps_dir=APPS_DIR):
+    "The apps Voila serves: every notebook in `apps_dir` except the gallery (index)."
+    return sorted(p.stem for p in Path(apps_dir).glob("*.ipynb") if p.stem != "index")
+
+
+def voila_settings(apps_dir=APPS_DIR):
+    "The settings `make start` uses, from `apps_dir`/voila.json."
+    return json.loads((Path(apps_dir)/"voila.json").read_text())
+
+
+def free_port():
+    "A TCP port on 127.0.0.1 that nothing listens on now."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VoilaServer:
+    "Voila serving `apps_dir` the way `make start` does (cwd = apps_dir, so its voila.json applies), on a free port."
+    def __init__(self, apps_dir=APPS_DIR, port=None, extra_args=(), env=None, log_path=None):
+        self.apps_dir, self.port = Path(apps_dir), port or free_port()
+        self.log_path = Path(log_path or ROOT/"test-output"/f"voila-{self.port}.log")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.cmd = [str(VOILA), "--no-browser", f"--port={self.port}", *extra_args, "."]
+        # the kernels import this checkout's htc_dl even where it is not installed (make install installs it editable)
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+                    **(env or {})}
+        self.proc, self.started_at, self.up_after = None, None, None
+
+    @property
+    def base_url(self): return f"http://127.0.0.1:{self.port}"
+
+    def url(self, app): return f"{self.base_url}/voila/render/{app}.ipynb"
+
+    def start(self, timeout=60):
+        "Launch Voila and return once it answers on its port (seconds from launch to answering)."
+        self._log = open(self.log_path, "w")
+        self.started_at = time.perf_counter()
+        self.proc = subprocess.Popen(self.cmd, cwd=self.apps_dir, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = self.started_at + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"voila exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:   # a static file: requesting a notebook would start a kernel
+                with urllib.request.urlopen(f"{self.base_url}/voila/static/favicon.ico", timeout=2) as r:
+                    if r.status == 200:
+                        self.up_after = time.perf_counter() - self.started_at
+                        return self.up_after
+            except OSError: time.sleep(0.2)
+        raise TimeoutError(f"voila did not answer on port {self.port} within {timeout}s:\n{self.log()[-3000:]}")
+
+    def log(self): return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def kernels(self):
+        "psutil processes of the kernels Voila started."
+        import psutil
+        return [c for c in psutil.Process(self.proc.pid).children(recursive=True) if "ipykernel" in " ".join(c.cmdline())]
+
+    def listening_addresses(self):
+        "The (ip, port) pairs the Voila process listens on."
+        import psutil
+        return sorted({(c.laddr.ip, c.laddr.port) for c in psutil.Process(self.proc.pid).net_connections("tcp")
+                       if c.status == psutil.CONN_LISTEN})
+
+    def wait_until_kernels_idle(self, count, timeout=300, quiet=2.0, cpu_below=0.15, settle=1.5):
+        """Wait until `count` kernels run and none used more than `cpu_below` CPU-seconds per second for `quiet`
+        seconds: with preheating, that means every pooled notebook has finished executing. `settle` first gives
+        Voila time to start refilling its pool (it waits 1 s after a kernel is taken). Returns seconds waited."""
+        t0 = time.perf_counter()
+        time.sleep(settle)
+        while time.perf_counter() - t0 < timeout:
+            ks = self.kernels()
+            if len(ks) >= count:
+                try:
+                    before = {k.pid: sum(k.cpu_times()[:2]) for k in ks}
+                    time.sleep(quiet)
+                    busy = [k.pid for k in ks if sum(k.cpu_times()[:2]) - before[k.pid] > cpu_below*quiet]
+                except Exception: busy = ["gone"]   # a kernel ended while we looked: look again
+                if not busy: return time.perf_counter() - t0
+            else: time.sleep(0.5)
+        raise TimeoutError(f"{len(self.kernels())} kernels, not {count} idle ones, after {timeout}s:\n{self.log()[-3000:]}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)   # voila and the kernels it started (its own session)
+            try: self.proc.wait(15)
+            except subprocess.TimeoutExpired: os.killpg(self.proc.pid, signal.SIGKILL); self.proc.wait(5)
+        if getattr(self, "_log", None): self._log.close()
+
+    def __enter__(self): self.start(); return self
+    def __exit__(self, *exc): self.stop()
+
+
+def launch_chromium(playwright):
+    "Debian's chromium, headless, with nothing reaching out to the network on its own."
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+ERROR_OUTPUT = "[data-mime-type='application/vnd.jupyter.stderr']"
+
+
+def open_app(page, url, ready=WIDGET, timeout=120):
+    """Navigate to an app and wait until `ready` is visible; seconds from navigation to the first widget drawn.
+    Raises with the page's text if the notebook shows an error instead."""
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="commit", timeout=timeout*1000)
+    page.locator(f"{ready}, {ERROR_OUTPUT}").first.wait_for(state="visible", timeout=timeout*1000)
+    seconds = time.perf_counter() - t0
+    if page.locator(ERROR_OUTPUT).count():
+        raise AssertionError(f"{url} shows an error instead of its widgets:\n{page.locator('body').inner_text()[:3000]}")
+    return seconds
+
+
+def page_streamed_s(page):
+    "Seconds from navigation until the server finished sending the page (with preheating, Voila's HTML is ready at once)."
+    return page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd") / 1000
+
+
+def load_scaled_budget(seconds, cap=2.0):
+    """A time budget for an idle machine, stretched by how oversubscribed the CPUs are right now (1-minute load
+    average per core), at most `cap` times: other jobs on a shared 2-core machine slow the browser down too."""
+    return seconds * min(cap, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+
+
+def wait_for_change(page, locator, before, timeout=30):
+    """Wait until `locator` (a Locator or a selector; its first match) reads something other than `before`, and not
+    nothing; returns (seconds, new text)."""
+    loc = page.locator(locator).first if isinstance(locator, str) else locator
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        try: now = loc.inner_text(timeout=1000)
+        except Exception: now = None
+        if now and now != before: return time.perf_counter() - t0, now
+        page.wait_for_timeout(20)
+    raise TimeoutError(f"{locator} still reads {before!r} after {timeout}s")
+
+
+def wait_for_text(page, pattern, timeout=30, locator="body"):
+    "Wait until the text of `locator` matches the regex `pattern`; returns (seconds, the match)."
+    t0, rx = time.perf_counter(), re.compile(pattern, re.I | re.S)
+    while time.perf_counter() - t0 < timeout:
+        m = rx.search(page.locator(locator).first.inner_text())
+        if m: return time.perf_counter() - t0, m
+        page.wait_for_timeout(20)
+    raise TimeoutError(f"no text matching {pattern!r} after {timeout}s; the page reads:\n{page.locator(locator).first.inner_text()[:2000]}")
+
+
+def upload(page, path, nth=0):
+    "Upload `path` through the nth FileUpload widget (ipywidgets 8 keeps its file input out of the DOM)."
+    with page.expect_file_chooser() as chooser:
+        page.locator(".widget-upload").nth(nth).click()
+    chooser.value.set_files(str(path))
+
+
+def press_slider(page, nth=0, key="ArrowRight", times=1):
+    "Focus the nth slider's handle and press `key` `times` times (each press is one step of the slider)."
+    handle = page.locator(".widget-slider .noUi-handle").nth(nth)
+    handle.click()
+    for _ in range(times): handle.press(key)
+
+
+def slider_readout(page, nth=0):
+    "The value the nth slider shows next to it (ipywidgets writes negatives with a Unicode minus; this returns '-')."
+    return page.locator(".widget-slider .widget-readout").nth(nth).inner_text().replace("\u2212", "-")
+
+
+def screenshot(page, name, full_page=True):
+    "Save a PNG of the page under test-output/screenshots/ and return its path."
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS/f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def widget_screenshot(page, name):
+    "Save a PNG of the app's outermost widget only (no prose, no logs) as test-output/screenshots/<name>-app.png."
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS/f"{name}-app.png"
+    page.locator(".jupyter-widgets.widget-container, .jupyter-widgets.widget-box").first.screenshot(path=str(path))
+    return path
+
+
+def track_websockets(page):
+    "Record the page's websockets (call before navigating): {'opened': [url, ...], 'closed': [url, ...]}."
+    seen = {"opened": [], "closed": []}
+    def watch(ws):
+        seen["opened"].append(ws.url)
+        ws.on("close", lambda w: seen["closed"].append(w.url))
+    page.on("websocket", watch)
+    return seen
+
+
+def summary(times):
+    "min / median / max of a list of seconds, as text."
+    s = sorted(times)
+    return f"n={len(s)} min {s[0]:.2f}s median {s[len(s)//2]:.2f}s max {s[-1]:.2f}s" if s else "n=0"

@@ -1,0 +1,223 @@
+"""The classifier app (htc_dl.apps) driven through its widgets with real files, good and bad, the way the browser
+sends them; and the default model that makes the Voila app work on its first launch."""
+import html, io, json, os, re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from htc_dl.apps import (MAKE_MODEL, MAX_UPLOAD_MB, MODELS_ENV, classifier_app, ensure_default_model, models_root,
+                         read_upload)
+from htc_dl.saving import SPEC_FILE, Classifier, build_model, load_classifier, save_classifier
+
+ROOT = Path(__file__).resolve().parent.parent
+VOCAB = ["Bombay", "pug", "samoyed"]
+PREDICTIONS = re.compile(r"most likely <b>(\w+)</b>.*?(\d+\.\d)%", re.S)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    "An untrained resnet18 for three breeds, saved as the app expects (the app's behaviour does not need a good model)."
+    spec = dict(arch="torchvision/resnet18", vocab=VOCAB, size=[64, 64], resize="crop", pad_mode="reflection",
+                mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], notes={"trained_on": "nothing (test)"})
+    return save_classifier(build_model(spec), spec, tmp_path_factory.mktemp("models")/"breeds")
+
+
+@pytest.fixture(scope="module")
+def app(saved_model):
+    return classifier_app(saved_model)
+
+
+def encoded(img, format="PNG", **kwargs):
+    buffer = io.BytesIO(); img.save(buffer, format, **kwargs); return buffer.getvalue()
+
+
+def photo(size=(320, 240)):
+    "A JPEG with some structure in it (a gradient and a disc), like a small photo."
+    x, y = np.meshgrid(np.linspace(0, 255, size[0]), np.linspace(0, 255, size[1]))
+    rgb = np.stack([x, y, 255 - x], -1).astype(np.uint8)
+    rgb[(x - 128)**2 + (y - 128)**2 < 60**2] = (30, 30, 35)
+    return encoded(Image.fromarray(rgb), "JPEG", quality=90)
+
+
+def upload(app, name, content):
+    "Hand the upload widget a file as the browser does (ipywidgets 8 deserialises it); the app reacts at once."
+    app.upload.set_state({"value": [dict(name=name, type="", size=len(content), content=memoryview(content),
+                                         last_modified=1_700_000_000_000)]})
+    return shown(app)
+
+
+def shown(app):
+    "The app's answer as the page reads it (HTML entities decoded)."
+    return html.unescape(app.result.value)
+
+
+def assert_predictions(app, name):
+    text = shown(app)
+    m = PREDICTIONS.search(text)
+    assert m and m.group(1) in VOCAB and f"{name}: most likely" in text, text
+    percentages = [float(p) for p in re.findall(r"(\d+\.\d)%", text)]
+    assert len(percentages) == 3 and abs(sum(percentages) - 100) < 0.5, percentages
+    assert app.preview.layout.display != "none" and app.preview.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def big_png(width, height):
+    "A real PNG of one colour: a few hundred kilobytes on disk, width*height*3 bytes once decoded."
+    return encoded(Image.new("RGB", (width, height), (200, 180, 150)), compress_level=1)
+
+
+def truncated_jpeg():
+    data = photo()
+    return data[: len(data) // 2]
+
+
+BAD_FILES = {   # name: (how to make it, what the message must say)
+    "notes.png": (lambda: b"These are my notes, not a picture.\n" * 20,
+                  r"notes\.png is not an image this app can read \(it starts with text 'These are my'\)\. Upload a JPEG, PNG"),
+    "empty.jpg": (lambda: b"", r"empty\.jpg is empty \(0 bytes\)\. Upload the picture again"),
+    "cut-off.jpg": (truncated_jpeg, r"cut-off\.jpg is truncated or corrupt .*upload it again, or open and re-save it"),
+    "cut-early.jpg": (lambda: photo()[:300], r"cut-early\.jpg starts like a JPEG but is truncated or corrupt .*upload it again"),
+    "pixel.png": (lambda: encoded(Image.new("RGB", (1, 1), (255, 0, 0))),
+                  r"pixel\.png is only 1x1 pixels; the classifier needs at least 16x16\. Upload a larger picture"),
+    "60-megapixels.png": (lambda: big_png(10_000, 6_000),
+                          r"60-megapixels\.png is 10000x6000 pixels \(60 megapixels\); the limit is 40 megapixels.*Upload a copy resized"),
+    "huge.jpg": (lambda: photo() + os.urandom((MAX_UPLOAD_MB + 1) * 2**20),
+                 rf"huge\.jpg is {MAX_UPLOAD_MB + 1}\.0 MB; the limit is {MAX_UPLOAD_MB} MB\. Upload a smaller copy"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_upload_shows_what_is_wrong_and_the_next_good_upload_works(app, name):
+    make, expected = BAD_FILES[name]
+    text = upload(app, name, make())
+    assert re.search(expected, text), text
+    assert "most likely" not in text and app.preview.layout.display == "none"
+    assert not app.button.disabled
+    upload(app, "cat.jpg", photo())
+    assert_predictions(app, "cat.jpg")
+
+
+CONVERTED = {   # name: (how to make it, the note the app shows)
+    "transparent.png": (lambda: encoded(Image.new("RGBA", (64, 64), (255, 0, 0, 0))), "transparent parts: filled with white"),
+    "gray.png": (lambda: encoded(Image.new("L", (64, 64), 90)), "grayscale: copied into red, green and blue"),
+    "scan-16bit.png": (lambda: encoded(Image.fromarray(np.full((64, 64), 40000, np.uint16))), "16-bit image: scaled to 8 bits"),
+    "cmyk.jpg": (lambda: encoded(Image.new("CMYK", (64, 64), (0, 120, 200, 20)), "JPEG"), "CMYK colours: converted to RGB"),
+    "60-megapixels.jpg": (lambda: encoded(Image.new("RGB", (10_000, 6_000), (90, 60, 30)), "JPEG", quality=50),
+                          "60-megapixel JPEG: decoded at 1/2 size, 5000x3000"),
+    "animated.gif": (lambda: encoded(Image.new("RGB", (64, 64), (255, 0, 0)), "GIF", save_all=True,
+                                     append_images=[Image.new("RGB", (64, 64), (0, 0, 255))]),
+                     "animation of 2 frames: used the first"),
+}
+
+
+@pytest.mark.parametrize("name", CONVERTED)
+def test_unusual_pictures_are_converted_classified_and_the_conversion_is_shown(app, name):
+    make, note = CONVERTED[name]
+    upload(app, name, make())
+    assert_predictions(app, name)
+    assert note in shown(app), shown(app)
+
+
+def test_conversions_give_the_right_rgb_pixels():
+    white, notes = read_upload(encoded(Image.new("RGBA", (32, 32), (255, 0, 0, 0))))
+    assert white.mode == "RGB" and white.getpixel((5, 5)) == (255, 255, 255)
+    half_red, _ = read_upload(encoded(Image.new("RGBA", (32, 32), (255, 0, 0, 128))))
+    assert half_red.getpixel((5, 5)) == (255, 127, 127)
+    assert read_upload(encoded(Image.new("L", (32, 32), 90)))[0].getpixel((0, 0)) == (90, 90, 90)
+    deep, notes = read_upload(encoded(Image.fromarray(np.full((32, 32), 40000, np.uint16))))
+    assert deep.getpixel((0, 0)) == (155, 155, 155)   # 40000/65535*255
+    assert notes == ["16-bit image: scaled to 8 bits",
+                     "grayscale: copied into red, green and blue (the model saw colour photos, so expect a weaker guess)"]
+    rgb48 = np.zeros((32, 32, 3), np.uint16); rgb48[..., 0] = 65535
+    wide, _ = read_upload(_png_rgb48(rgb48))
+    assert wide.mode == "RGB" and wide.getpixel((0, 0)) == (255, 0, 0)
+
+
+def _png_rgb48(rgb):
+    "A 48-bit RGB PNG (Pillow cannot write one), built with zlib."
+    import struct, zlib
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].astype(">u2").tobytes() for y in range(h))
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_the_classify_button_reruns_the_last_upload_and_asks_for_one_when_there_is_none(saved_model):
+    fresh = classifier_app(saved_model)
+    assert "Upload a picture" in shown(fresh)
+    fresh.button.click()
+    assert "No picture yet" in shown(fresh)
+    answer = upload(fresh, "cat.jpg", photo())
+    fresh.result.value = ""
+    fresh.button.click()
+    assert shown(fresh) == answer
+
+
+def test_an_error_inside_the_model_is_shown_and_the_app_keeps_working(saved_model):
+    model = load_classifier(saved_model)
+    class Flaky(Classifier):
+        failures = 1
+        def predict(self, image, k=None):
+            if self.failures: self.failures -= 1; raise RuntimeError("out of memory")
+            return super().predict(image, k)
+    app = classifier_app(Flaky(model.model, model.spec))
+    assert "Something went wrong with this picture (RuntimeError: out of memory). The app still works" in upload(app, "a.jpg", photo())
+    upload(app, "b.jpg", photo((200, 300)))
+    assert_predictions(app, "b.jpg")
+
+
+def test_the_app_shows_what_the_model_knows(app):
+    header = app.children[0].value
+    assert "torchvision/resnet18" in header and "Bombay, pug, samoyed" in header and "trained on: nothing (test)" in header
+
+
+def test_without_a_model_the_app_says_how_to_make_one_and_does_not_raise(tmp_path):
+    app = classifier_app(tmp_path/"no-model-here")
+    assert "No model to classify with" in shown(app) and MAKE_MODEL in shown(app)
+    assert app.button.disabled and app.upload.disabled
+
+
+def test_a_fastai_learner_is_refused_with_a_hint():
+    class FakeLearner: dls = None
+    with pytest.raises(TypeError, match="save_learner"): classifier_app(FakeLearner())
+
+
+def test_models_root_follows_the_environment_then_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path/"mine"))
+    assert models_root() == tmp_path/"mine"
+    monkeypatch.delenv(MODELS_ENV)
+    assert models_root() == ROOT/"models"
+
+
+def test_the_voila_notebook_only_builds_the_app_and_uses_the_default_model(saved_model, monkeypatch):
+    cells = json.loads((ROOT/"nbs/apps/classifier.ipynb").read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "classifier_app()" in code and len([l for l in code.splitlines() if l and not l.startswith("#")]) == 2
+    monkeypatch.setenv(MODELS_ENV, str(saved_model.parent))
+    monkeypatch.setattr("htc_dl.apps.DEFAULT_MODEL", saved_model.name)
+    namespace = {}
+    exec(compile(code.rsplit("\n", 1)[0] + "\napp = " + code.rsplit("\n", 1)[1], "classifier.ipynb", "exec"), namespace)
+    assert type(namespace["app"]).__name__ == "VBox" and not namespace["app"].button.disabled
+    upload(namespace["app"], "cat.jpg", photo())
+    assert_predictions(namespace["app"], "cat.jpg")
+
+
+def test_the_default_model_is_trained_once_on_the_cleaned_breeds_and_saved_whole(tmp_path, monkeypatch):
+    folder = tmp_path/"models"/"breeds_classifier"
+    (tmp_path/"models"/".breeds_classifier.partial-x").mkdir(parents=True)   # a crash left this: it is not a model
+    assert ensure_default_model(folder, size=64, epochs=1, freeze_epochs=1) == folder
+    spec = json.loads((folder/SPEC_FILE).read_text())
+    assert spec["vocab"] == VOCAB and spec["size"] == [64, 64] and "mislabels removed" in spec["notes"]["trained_on"]
+    assert sorted(p.name for p in folder.iterdir()) == [SPEC_FILE, "weights.safetensors"]
+    import htc_dl.pretrained
+    monkeypatch.setattr(htc_dl.pretrained, "pretrained_learner", lambda *a, **k: pytest.fail("trained a second time"))
+    assert ensure_default_model(folder) == folder
+    from htc_dl.data import breed_folders, planted_mislabels
+    path = breed_folders(source="offline", size="small")
+    mislabelled = planted_mislabels(path)
+    clean = [f for d in VOCAB for f in sorted((path/d).glob("*.jpg")) if f not in mislabelled][::4]
+    classifier = load_classifier(folder)
+    right = sum(classifier.predict(Image.open(f), k=1)[0][0] == f.parent.name for f in clean)
+    assert right / len(clean) >= 0.8, f"{right} of {len(clean)}"
