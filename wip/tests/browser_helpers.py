@@ -74,9 +74,14 @@ class VoilaServer:
     def log(self): return self.log_path.read_text() if self.log_path.exists() else ""
 
     def kernels(self):
-        "psutil processes of the kernels Voila started."
+        "psutil processes of the kernels Voila started and that still run."
         import psutil
-        return [c for c in psutil.Process(self.proc.pid).children(recursive=True) if "ipykernel" in " ".join(c.cmdline())]
+        found = []
+        for c in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if c.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(c.cmdline()): found.append(c)
+            except psutil.Error: pass   # ended while we looked
+        return found
 
     def listening_addresses(self):
         "The (ip, port) pairs the Voila process listens on."
@@ -84,23 +89,43 @@ class VoilaServer:
         return sorted({(c.laddr.ip, c.laddr.port) for c in psutil.Process(self.proc.pid).net_connections("tcp")
                        if c.status == psutil.CONN_LISTEN})
 
-    def wait_until_kernels_idle(self, count, timeout=300, quiet=2.0, cpu_below=0.15, settle=1.5):
-        """Wait until `count` kernels run and none used more than `cpu_below` CPU-seconds per second for `quiet`
-        seconds: with preheating, that means every pooled notebook has finished executing. `settle` first gives
-        Voila time to start refilling its pool (it waits 1 s after a kernel is taken). Returns seconds waited."""
+    def executed_cells(self, kernel, timeout=2.0):
+        """How many cells `kernel` (a psutil process) has executed, or None if it is still busy or not answering.
+        Asked over the kernel's own shell channel, which answers only once the cell it is running has finished."""
+        from jupyter_client import BlockingKernelClient
+        cmd = kernel.cmdline()
+        client = BlockingKernelClient(connection_file=cmd[cmd.index("-f") + 1])
+        client.load_connection_file()
+        client.start_channels(iopub=False, stdin=False, hb=False, control=False)
+        try:
+            msg_id = client.execute("", silent=True, store_history=False, user_expressions={"n": "len(In) - 1"})
+            deadline = time.perf_counter() + timeout
+            while time.perf_counter() < deadline:
+                try: reply = client.get_shell_msg(timeout=max(deadline - time.perf_counter(), 0.01))
+                except Exception: return None   # no reply yet: still executing
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    value = reply["content"].get("user_expressions", {}).get("n", {})
+                    return int(value["data"]["text/plain"]) if value.get("status") == "ok" else None
+            return None
+        finally: client.stop_channels()
+
+    def wait_until_kernels_idle(self, count, timeout=300, settle=1.5):
+        """Wait until at least `count` kernels run and every one has executed its notebook and is free: with
+        preheating, the pool is warm. `settle` first gives Voila time to start refilling its pool (it waits
+        `fill_delay` after a kernel is taken). Returns seconds waited."""
         t0 = time.perf_counter()
         time.sleep(settle)
+        last = {}
         while time.perf_counter() - t0 < timeout:
             ks = self.kernels()
             if len(ks) >= count:
-                try:
-                    before = {k.pid: sum(k.cpu_times()[:2]) for k in ks}
-                    time.sleep(quiet)
-                    busy = [k.pid for k in ks if sum(k.cpu_times()[:2]) - before[k.pid] > cpu_below*quiet]
-                except Exception: busy = ["gone"]   # a kernel ended while we looked: look again
-                if not busy: return time.perf_counter() - t0
-            else: time.sleep(0.5)
-        raise TimeoutError(f"{len(self.kernels())} kernels, not {count} idle ones, after {timeout}s:\n{self.log()[-3000:]}")
+                try: now = {k.pid: self.executed_cells(k) for k in ks}
+                except Exception: now = {}
+                # ready: every kernel answered, has run at least one cell, and ran no more since the last look
+                if now and all(n for n in now.values()) and now == last: return time.perf_counter() - t0
+                last = now
+            time.sleep(0.5)
+        raise TimeoutError(f"{len(self.kernels())} kernels, not {count} with their notebooks run, after {timeout}s:\n{self.log()[-3000:]}")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
