@@ -8,13 +8,13 @@ Docs: https://htc-education.github.io/htc_dl/landscape.html.md"""
 __all__ = ['LANDSCAPES', 'MAX_STEPS', 'LR_RANGE', 'APP_MAX_STEPS', 'APP_MAX_NOISE', 'Landscape', 'get_landscape', 'Descent',
            'descend', 'LandscapeView', 'LossView', 'gradient_descent_app']
 
-# %% ../nbs/04a_landscape.ipynb #e9e94e93
+# %% ../nbs/04a_landscape.ipynb #69e260fa
 import html, io, math, numbers, time
 from dataclasses import dataclass
 from typing import Callable
 import numpy as np
 
-# %% ../nbs/04a_landscape.ipynb #c2e19878
+# %% ../nbs/04a_landscape.ipynb #195aea6e
 @dataclass(frozen=True)
 class Landscape:
     "A loss surface on the square [-extent, extent]^2; `loss` and `gradient` take x, y numbers or arrays; lowest at (0, 0)."
@@ -48,7 +48,7 @@ def get_landscape(landscape):
         raise ValueError(f"unknown landscape {landscape!r}; choose one of {', '.join(map(repr, LANDSCAPES))}.")
     return LANDSCAPES[landscape]
 
-# %% ../nbs/04a_landscape.ipynb #efb71654
+# %% ../nbs/04a_landscape.ipynb #6ca02c18
 def _check_number(name, value, low=None, high=None, advice=""):
     "`value` as a float if it is a finite real number within [low, high], else a ValueError naming `name`."
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -124,7 +124,7 @@ def descend(landscape, start, lr, steps, noise=0.0, seed=0):
             positions.append((x, y)); losses.append(loss)
     return Descent(land, float(lr), noise, steps, np.array(positions), np.array(losses), diverged_at)
 
-# %% ../nbs/04a_landscape.ipynb #651cc4cb
+# %% ../nbs/04a_landscape.ipynb #321ff9c1
 def _png(canvas):
     "A drawn Agg canvas as PNG bytes, compressed lightly: redraw speed matters more than size."
     from PIL import Image
@@ -191,7 +191,7 @@ class LossView:
         self.canvas.draw()
         return _png(self.canvas)
 
-# %% ../nbs/04a_landscape.ipynb #025dab3d
+# %% ../nbs/04a_landscape.ipynb #d6e86b1a
 LR_RANGE, APP_MAX_STEPS, APP_MAX_NOISE = (0.001, 2.0), 300, 5.0
 _COLOURS = {"Diverged": "#b3261e", "The loss went up": "#b3261e", "Stuck": "#8a5a00", "Still": "#8a5a00", "Shaken": "#1f4e9c", "Reached": "#1b7f3b"}
 

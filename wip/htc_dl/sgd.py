@@ -9,7 +9,7 @@ __all__ = ['digit_tensors', 'threes_and_sevens', 'init_params', 'linear1', 'mnis
            'train_epoch', 'batch_accuracy', 'validate_epoch', 'BasicOptim', 'BasicLearner', 'simple_net', 'softmax',
            'log_softmax', 'cross_entropy', 'multi_accuracy']
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #ea901350
+# %% ../nbs/04_sgd_from_scratch.ipynb #d520a77f
 import math
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from PIL import Image
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #e5bff945
+# %% ../nbs/04_sgd_from_scratch.ipynb #09dd1dcf
 def digit_tensors(folder):
     "Every PNG digit in `folder` as one float tensor (n, 28, 28) of brightnesses from 0 to 1, in file-name order."
     files = sorted(Path(folder).glob("*.png"))
@@ -31,7 +31,7 @@ def threes_and_sevens(path, split="train"):
     y = torch.tensor([1.] * len(threes) + [0.] * len(sevens)).unsqueeze(1)
     return x, y
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #ddc2e5ac
+# %% ../nbs/04_sgd_from_scratch.ipynb #7fbd3971
 def init_params(size, std=1.0):
     "Random starting weights of shape `size`, normal with spread `std`, that track their gradient."
     return (torch.randn(size) * std).requires_grad_()
@@ -45,7 +45,7 @@ def mnist_loss(predictions, targets):
     predictions = predictions.sigmoid()
     return torch.where(targets == 1, 1 - predictions, predictions).mean()
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #c69c14e8
+# %% ../nbs/04_sgd_from_scratch.ipynb #0bcda0a1
 def collate(items):
     "Stack a list of (x, y, ...) items into one tuple of batch tensors (xb, yb, ...); a list of tensors into one tensor."
     if isinstance(items[0], torch.Tensor): return torch.stack(items)
@@ -70,7 +70,7 @@ class DataLoader:
         for start in range(0, n, self.batch_size):
             yield collate([self.dataset[i] for i in order[start:start + self.batch_size].tolist()])
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #06397f25
+# %% ../nbs/04_sgd_from_scratch.ipynb #3830645f
 def calc_grad(xb, yb, model, loss_func=mnist_loss):
     "Steps 2-4 for one batch: predict, measure the loss, add its gradient to each parameter's `.grad`; returns the loss."
     loss = loss_func(model(xb), yb)
@@ -101,7 +101,7 @@ def validate_epoch(model, dl, metric=batch_accuracy):
             count += len(xb)
     return total / count
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #a131b95e
+# %% ../nbs/04_sgd_from_scratch.ipynb #3377eac6
 class BasicOptim:
     "Plain SGD: `step` moves each parameter by -`lr` x its gradient, `zero_grad` clears the gradients."
     def __init__(self, params, lr): self.params, self.lr = list(params), lr
@@ -113,7 +113,7 @@ class BasicOptim:
     def zero_grad(self):
         for p in self.params: p.grad = None
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #fbd3d4a8
+# %% ../nbs/04_sgd_from_scratch.ipynb #5634d466
 class BasicLearner:
     "A Learner from scratch: `fit` trains `model` on `dls[0]` with `opt_func` and `loss_func`, recording `metric` on `dls[1]`."
     def __init__(self, dls, model, opt_func=BasicOptim, loss_func=mnist_loss, metric=batch_accuracy):
@@ -136,12 +136,12 @@ class BasicLearner:
             self.history.append(validate_epoch(self.model, self.valid_dl, self.metric))
         return self.history[-1]
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #cd387c4c
+# %% ../nbs/04_sgd_from_scratch.ipynb #802316f3
 def simple_net(n_in=28*28, n_hidden=30, n_out=1):
     "Two linear layers with a ReLU between them: the smallest neural network."
     return nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_out))
 
-# %% ../nbs/04_sgd_from_scratch.ipynb #8e6fdd80
+# %% ../nbs/04_sgd_from_scratch.ipynb #1de4f835
 def softmax(x, dim=-1):
     "exp(x) / sum(exp(x)) along `dim`, computed after subtracting the max so large scores cannot overflow."
     exps = (x - x.max(dim, keepdim=True).values).exp()
