@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# %% ../nbs/03a_from_model_to_app.ipynb #e1482fbf
+# %% ../nbs/03a_from_model_to_app.ipynb #5dfdbe1a
 MAX_UPLOAD_MB = 15          # bigger than phone photos; below the 20 MiB message limit in nbs/apps/voila.json
 MAX_MEGAPIXELS = 40         # a 60-megapixel PNG of one colour is only kilobytes on disk but 180 MB in memory
 MIN_SIDE = 16               # pixels; the model resizes to 128, so a smaller picture holds no detail
@@ -49,12 +49,13 @@ def _to_rgb(img, notes):
     elif img.mode not in ("RGB", "RGBA"): notes.append(f"{img.mode} colours: converted to RGB")
     return img.convert("RGB")
 
-def read_upload(content, name="the file", max_mb=MAX_UPLOAD_MB, max_megapixels=MAX_MEGAPIXELS, min_side=MIN_SIDE):
+def read_upload(content, name="the file", max_mb=MAX_UPLOAD_MB, max_megapixels=MAX_MEGAPIXELS, min_side=MIN_SIDE, size=None):
     "An RGB PIL image and a list of notes on what was converted, from an upload's bytes; `UploadError` says what is wrong."
     data = bytes(content)
+    size = len(data) if size is None else size   # the browser's reported size: the server drops an oversized upload's bytes
+    if size > max_mb * 2**20:
+        raise UploadError(f"{name} is {size/2**20:.1f} MB; the limit is {max_mb} MB. Upload a smaller copy (e.g. resized to 2,000 pixels wide).")
     if not data: raise UploadError(f"{name} is empty (0 bytes). Upload the picture again; if it is still empty, the file on your disk is broken.")
-    if len(data) > max_mb * 2**20:
-        raise UploadError(f"{name} is {len(data)/2**20:.1f} MB; the limit is {max_mb} MB. Upload a smaller copy (e.g. resized to 2,000 pixels wide).")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # the pixel limit below is stricter
@@ -84,7 +85,7 @@ def read_upload(content, name="the file", max_mb=MAX_UPLOAD_MB, max_megapixels=M
     except Exception: notes.append("unreadable orientation tag: used the picture as stored")
     return _to_rgb(img, notes), notes
 
-# %% ../nbs/03a_from_model_to_app.ipynb #76ef526c
+# %% ../nbs/03a_from_model_to_app.ipynb #e1b1e164
 def _message(text, colour="#b00020"):
     return f'<p style="color:{colour}; max-width:40em">{html.escape(text)}</p>'
 
@@ -97,7 +98,7 @@ def predictions_html(name, predictions, notes=()):
     return (f"<p>{html.escape(name)}: most likely <b>{html.escape(predictions[0][0])}</b></p><table>{rows}</table>"
             + (f"<p style='color:#555'>Converted before classifying:</p><ul style='color:#555'>{converted}</ul>" if notes else ""))
 
-# %% ../nbs/03a_from_model_to_app.ipynb #7f3ce289
+# %% ../nbs/03a_from_model_to_app.ipynb #d6fdbd6d
 MAKE_MODEL = 'python -c "from htc_dl.apps import ensure_default_model; ensure_default_model()"'
 
 def classifier_app(model_or_path=None, k=3, title="What breed is it?"):
@@ -134,7 +135,7 @@ def classifier_app(model_or_path=None, k=3, title="What breed is it?"):
             if not upload.value:
                 result.value = _message("No picture yet: click 'Upload picture', choose a file, then press Classify."); return
             item = upload.value[-1]
-            image, notes = read_upload(item["content"], item["name"])
+            image, notes = read_upload(item["content"], item["name"], size=item.get("size"))
             predictions = app.classifier.predict(image, k)
             thumb = image.copy(); thumb.thumbnail((256, 256))
             buffer = io.BytesIO(); thumb.save(buffer, "PNG")
@@ -149,7 +150,7 @@ def classifier_app(model_or_path=None, k=3, title="What breed is it?"):
     app.classify = classify
     return app
 
-# %% ../nbs/03a_from_model_to_app.ipynb #5b5c5d49
+# %% ../nbs/03a_from_model_to_app.ipynb #1f1b7b37
 MODELS_ENV, DEFAULT_MODEL = "HTC_DL_MODELS", "breeds_classifier"
 
 def models_root():

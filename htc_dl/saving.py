@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-# %% ../nbs/03a_from_model_to_app.ipynb #e9a591c1
+# %% ../nbs/03a_from_model_to_app.ipynb #1492bf5d
 SPEC_FILE = "classifier.json"
 WEIGHT_FILES = {"safetensors": "weights.safetensors", "pth": "weights.pth"}
 
@@ -45,7 +45,7 @@ def build_model(spec):
         return create_vision_model(getattr(torchvision.models, name), n_out, pretrained=False)
     raise ValueError(f"arch must start with 'timm/' or 'torchvision/', got {spec['arch']!r}.")
 
-# %% ../nbs/03a_from_model_to_app.ipynb #9878fe4f
+# %% ../nbs/03a_from_model_to_app.ipynb #c7a3012b
 def save_classifier(model, spec, folder, format="safetensors", replace=True):
     "Write `model`'s weights (safetensors or a state dict) and `spec` as JSON into `folder`, all or nothing."
     if format not in WEIGHT_FILES: raise ValueError(f"format must be one of {list(WEIGHT_FILES)}, got {format!r}.")
@@ -73,7 +73,7 @@ def save_learner(learn, folder, format="safetensors", **notes):
     "Save a fastai vision learner's model with `save_classifier`, without pickle; `notes` go into the JSON."
     return save_classifier(learn.model, classifier_spec(learn, **notes), folder, format)
 
-# %% ../nbs/03a_from_model_to_app.ipynb #01bccabb
+# %% ../nbs/03a_from_model_to_app.ipynb #9a2d2d02
 def _crop_pad(img, size, top_left, pad_mode="reflection"):
     "Crop `img` to `size` from `top_left`, padding where the box leaves the picture (fastai's `crop_pad`)."
     from torchvision.transforms import functional as TF
@@ -118,7 +118,7 @@ class Classifier:
         return [(self.vocab[i], p.item()) for p, i in zip(top.values, top.indices)]
     def __repr__(self): return f"Classifier({self.spec['arch']}, {len(self.vocab)} classes: {', '.join(self.vocab)})"
 
-# %% ../nbs/03a_from_model_to_app.ipynb #59afeed4
+# %% ../nbs/03a_from_model_to_app.ipynb #b0bcc2c5
 def load_classifier(folder):
     "The `Classifier` saved in `folder` by `save_classifier`; weights are read without unpickling anything."
     folder = Path(folder)
