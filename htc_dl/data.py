@@ -358,7 +358,7 @@ def write_biwi(dest, size, seed=11):
             (folder/f"frame_{frame:05d}_pose.txt").write_text(f"1 0 0 \n0 1 0 \n0 0 1 \n\n{x:.4f} {y:.4f} {z:.4f} \n")
 
 # %% ../nbs/00_data.ipynb #ff49939f
-MOVIELENS_SHAPES = {"small": (400, 600, 30_000), "full": (943, 1682, 100_000)}  # users, movies, ratings
+MOVIELENS_SHAPES = {"small": (400, 600, 45_000), "full": (943, 1682, 100_000)}  # users, movies, ratings
 GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
           "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
 _TITLE_WORDS = (["Silent", "Crimson", "Last", "Hidden", "Golden", "Broken", "Endless", "Midnight", "Lost", "Wild", "Frozen", "Secret"],

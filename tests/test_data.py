@@ -67,7 +67,9 @@ def test_movielens_truth_explains_ratings_up_to_the_noise():
     path = data.movielens()
     truth = data.planted_truth(path)
     r = pd.read_csv(path/"u.data", sep="\t", names=["user", "movie", "rating", "timestamp"])
-    assert (truth["n_users"], truth["n_movies"], len(r)) == data.MOVIELENS_SHAPES["small"]
+    n_users, n_movies, most_ratings = data.MOVIELENS_SHAPES["small"]
+    assert (truth["n_users"], truth["n_movies"], truth["n_ratings"]) == (n_users, n_movies, len(r))
+    assert 0.95 * most_ratings <= len(r) <= most_ratings   # a few are lost: nobody rates over half the movies
     u, m = r.user.values - 1, r.movie.values - 1
     pred = truth["global_mean"] + truth["user_bias"][u] + truth["movie_bias"][m] + (truth["user_factors"][u]*truth["movie_factors"][m]).sum(1)
     assert abs(((r.rating - pred)**2).mean() - truth["noise_sd"]**2) < 0.01

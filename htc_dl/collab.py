@@ -9,13 +9,13 @@ __all__ = ['read_ratings', 'check_ratings', 'one_hot_lookup', 'sigmoid_range', '
            'create_params', 'ScratchEmbedding', 'most_similar', 'ratings_vocab', 'encode_ratings', 'rating_range',
            'fit_collab', 'noise_floor_ratio', 'factor_recovery_r2']
 
-# %% ../nbs/06b_collab.ipynb #e58d0f5c
+# %% ../nbs/06b_collab.ipynb #6f917950
 import numpy as np, pandas as pd
 import torch
 from torch import nn
 from pathlib import Path
 
-# %% ../nbs/06b_collab.ipynb #125571fc
+# %% ../nbs/06b_collab.ipynb #13e4a200
 def read_ratings(path):
     "MovieLens 100k's ratings under `path` as a table: user, movie, rating, timestamp and the movie's title."
     path = Path(path)
@@ -44,12 +44,12 @@ def check_ratings(ratings, names=None):
         raise ValueError(f"{int(out['rating'].isna().sum())} ratings are empty (NaN). Drop those rows first: ratings.dropna(subset=[{names['rating']!r}]).")
     return out
 
-# %% ../nbs/06b_collab.ipynb #30f8a008
+# %% ../nbs/06b_collab.ipynb #0e7f5623
 def one_hot_lookup(idx, weight):
     "Embedding the slow way: the one-hot rows of `idx` times the matrix `weight`."
     return nn.functional.one_hot(idx, len(weight)).float() @ weight
 
-# %% ../nbs/06b_collab.ipynb #7d58bfb8
+# %% ../nbs/06b_collab.ipynb #66594492
 def sigmoid_range(x, low, high):
     "Squash `x` into the open interval (`low`, `high`) with a sigmoid."
     return torch.sigmoid(x) * (high - low) + low
@@ -71,7 +71,7 @@ class DotProduct(nn.Module):
         users, movies = x[:, 0], x[:, 1]
         return sigmoid_range((self.user_factors(users) * self.movie_factors(movies)).sum(dim=1), *self.y_range)
 
-# %% ../nbs/06b_collab.ipynb #f69125de
+# %% ../nbs/06b_collab.ipynb #ba37dfa5
 class DotProductBias(nn.Module):
     "Dot product of the factors plus a bias per user and per movie, squashed into `y_range`."
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5), embedding=small_embedding):
@@ -85,7 +85,7 @@ class DotProductBias(nn.Module):
         score = (self.user_factors(users) * self.movie_factors(movies)).sum(dim=1)
         return sigmoid_range(score + self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0], *self.y_range)
 
-# %% ../nbs/06b_collab.ipynb #dde48012
+# %% ../nbs/06b_collab.ipynb #7df64a05
 def create_params(size):
     "A trainable tensor of shape `size`, started at small random numbers (normal, sd 0.01)."
     return nn.Parameter(torch.zeros(*size).normal_(0, 0.01))
@@ -98,7 +98,7 @@ class ScratchEmbedding(nn.Module):
 
     def forward(self, idx): return self.weight[idx]
 
-# %% ../nbs/06b_collab.ipynb #8e9f8bdb
+# %% ../nbs/06b_collab.ipynb #8daea84c
 def most_similar(factors, row, k=5):
     "The `k` rows of `factors` with the highest cosine similarity to row `row` (itself left out), best first."
     factors = torch.as_tensor(np.asarray(factors), dtype=torch.float32)
@@ -106,7 +106,7 @@ def most_similar(factors, row, k=5):
     similarity[row] = -2
     return similarity.argsort(descending=True)[:k].numpy()
 
-# %% ../nbs/06b_collab.ipynb #20df2439
+# %% ../nbs/06b_collab.ipynb #2b6bca06
 def ratings_vocab(ratings):
     "The sorted user ids and movie ids: row `i` of an embedding belongs to the `i`-th id."
     return np.sort(ratings["user"].unique()), np.sort(ratings["movie"].unique())
@@ -148,12 +148,12 @@ def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=
             with torch.no_grad(): valid_mse.append(((model(x_valid) - y_valid) ** 2).mean().item())
     return model.eval(), valid_mse
 
-# %% ../nbs/06b_collab.ipynb #84fcb6ac
+# %% ../nbs/06b_collab.ipynb #0230c17e
 def noise_floor_ratio(mse, noise_sd):
     "Validation MSE in units of the noise variance: 1.0 is the floor no model can beat."
     return float(mse) / noise_sd**2
 
-# %% ../nbs/06b_collab.ipynb #a64c7c7b
+# %% ../nbs/06b_collab.ipynb #3c3ebef2
 def factor_recovery_r2(learned, planted, fit_rows, eval_rows):
     "R² of `planted` factors predicted from `learned` ones by a linear map fitted on `fit_rows`, measured on `eval_rows`."
     X = np.c_[np.asarray(learned), np.ones(len(learned))]

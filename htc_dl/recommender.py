@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from .collab import DotProductBias, check_ratings, read_ratings, ratings_vocab, fit_collab, sigmoid_range
 from .apps import models_root
 
-# %% ../nbs/06b_collab.ipynb #257fd1eb
+# %% ../nbs/06b_collab.ipynb #5193fa69
 _FACTOR_NAMES = (("user_factors", "movie_factors", "user_bias", "movie_bias"),   # htc_dl.collab's models
                  ("u_weight", "i_weight", "u_bias", "i_bias"))                   # fastai's EmbeddingDotBias
 
@@ -43,7 +43,7 @@ def taste_directions(weights, rows, n=3, user_rows=slice(None)):
     spread = (weights["user_factors"][user_rows] @ directions.T).std(0)
     return directions, np.where(spread > 0, spread, 1.0)
 
-# %% ../nbs/06b_collab.ipynb #279861ec
+# %% ../nbs/06b_collab.ipynb #709546aa
 def _table(rows, columns):
     "An HTML table of `rows` (lists of cells) under `columns`."
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(c)}</th>" for c in columns)
@@ -176,7 +176,7 @@ def recommender_app(model, ratings, users=None, movies=None, n_sliders=3, top_k=
     update_new_user()
     return app
 
-# %% ../nbs/06b_collab.ipynb #3d0fc39d
+# %% ../nbs/06b_collab.ipynb #fc3e028f
 def _data_fingerprint(path):
     "Size and checksum of the ratings file: a saved model is reused only for the very same data."
     from htc_dl.data import archive_stats
@@ -191,6 +191,7 @@ def save_recommender(model, file, fingerprint):
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".partial"); os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)   # mkstemp makes it private; a model file is ordinary data
         os.replace(tmp, file)
     finally:
         if os.path.exists(tmp): os.remove(tmp)

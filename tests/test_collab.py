@@ -59,7 +59,7 @@ def test_a_folder_without_movielens_files_says_how_to_get_them(tmp_path):
 def test_offline_ratings_read_as_ml100k_with_a_title_for_every_rating(small_run):
     ratings, truth = small_run["ratings"], small_run["truth"]
     assert list(ratings.columns) == ["user", "movie", "rating", "timestamp", "title"]
-    assert len(ratings) == truth["n_ratings"] == 30_000
+    assert len(ratings) == truth["n_ratings"] and 40_000 < len(ratings) <= 45_000   # repeated pairs are dropped
     assert ratings.title.notna().all() and ratings.title.str.match(r".+ \(\d{4}\)$").all()
 
 
@@ -116,9 +116,9 @@ def test_factor_recovery_r2_sees_through_any_invertible_linear_map_and_not_throu
     assert factor_recovery_r2(rng.normal(size=(300, 5)), planted, np.arange(150), np.arange(150, 300)) < 0.1
 
 
-def test_small_mode_training_gets_within_1_5x_of_the_noise_floor(small_run):
+def test_small_mode_training_gets_within_1_3x_of_the_noise_floor(small_run):
     ratio = noise_floor_ratio(small_run["valid_mse"][-1], small_run["truth"]["noise_sd"])
-    assert 1.0 < ratio <= 1.5, ratio   # an oracle that knows every user's truth reaches about 1.2 on this split
+    assert 1.0 < ratio <= 1.3, ratio   # no model reaches 1.0: 45,000 ratings leave every movie's factors a little uncertain
     assert small_run["valid_mse"][-1] < small_run["valid_mse"][2]   # and the epochs helped
 
 
@@ -132,7 +132,7 @@ def test_learned_movie_factors_recover_the_planted_ones_for_movies_with_ratings(
     half = len(well_rated) // 2
     r2 = factor_recovery_r2(learned, planted, well_rated[:half], well_rated[half:])
     assert r2 >= 0.8, r2
-    rarely_rated = np.flatnonzero((counts > 0) & (counts < 5))
+    rarely_rated = np.flatnonzero((counts > 0) & (counts < 10))
     assert factor_recovery_r2(learned, planted, well_rated[:half], rarely_rated) < r2 - 0.3   # the bootstrapping problem
 
 
