@@ -258,6 +258,22 @@ def drive_recommender(page, app, files):
     page.locator(".lm-TabBar-tab", has_text="New user").click()
 
 
+def drive_multilabel_threshold(page, app, files):
+    "Step the threshold slider to the next value, the top and the bottom: the summary and the per-label table follow, no error."
+    summary = page.locator(".widget-html", has_text="accuracy_multi at").first
+    before = summary.inner_text()
+    assert "accuracy_multi at 0.50" in before, before
+    for key, readout in [("ArrowRight", "0.55"), ("End", "0.95"), ("Home", "0.05")]:
+        t0 = time.perf_counter()
+        press_slider(page, 0, key)
+        _, now = wait_for_change(page, summary, before)
+        record(app, "threshold step -> per-label table and captions", time.perf_counter() - t0)
+        assert slider_readout(page, 0) == readout and f"accuracy_multi at {readout}" in now, now
+        before = now
+    assert page.locator(".widget-html table tr").count() >= 3 and page.locator(".widget-image").count() == 12
+    assert not page.get_by_text("Could not update").count()
+
+
 def drive_slider(page, app, files):   # the toy app the drivers were first tried on (HTC_DL_APPS_DIR)
     "Move the slider: the readout and the result follow."
     out = page.locator(".widget-html").first.inner_text()
@@ -272,7 +288,7 @@ def drive_slider(page, app, files):   # the toy app the drivers were first tried
 
 
 DRIVERS = {"classifier": drive_classifier, "gradient_descent": drive_gradient_descent, "recommender": drive_recommender,
-           "slider": drive_slider}
+           "multilabel_threshold": drive_multilabel_threshold, "slider": drive_slider}
 
 
 @pytest.mark.parametrize("app", APPS)
