@@ -7,8 +7,9 @@ fp32/fp16/bf16 epoch times. Knobs (environment variables):
   BENCH_BUDGET_S      whole run, seconds (default 1620: `make bench` stays under 30 minutes)
   BENCH_RESERVE_S     part of the budget kept for the sections after the notebooks (default 540)
   BENCH_NB_TIMEOUT    most seconds one small-mode notebook may take (default 420)
-  BENCH_FULL          full mode (HTC_DL_SMALL=0) too: 1/all, or notebook prefixes like "06b,03b" (default: none)
-  BENCH_FULL_TIMEOUT  most seconds one full-mode notebook may take (default 600; full mode is outside the budget)
+  BENCH_FULL          full mode (HTC_DL_SMALL=0) too: 1/all, notebook prefixes like "06b,03b", or 0; default "auto":
+                      only the notebooks whose full mode fits on 2 CPU cores (FULL_ON_CPU), if the budget has room
+  BENCH_FULL_TIMEOUT  most seconds one full-mode notebook may take (default 600; asked-for full modes are outside the budget)
   BENCH_SECTIONS      subset to run, e.g. "notebooks,imports" (default: all)
   BENCH_NOTEBOOKS     only the notebooks whose names start with these prefixes, e.g. "03b,06b" (default: all)
   BENCH_OUT           where the Markdown goes (default bench/RESULTS.md); raw figures go to test-output/bench/run.json
@@ -67,9 +68,14 @@ def lesson_notebooks():
     return [p for p in sorted((ROOT / "nbs").glob("0*.ipynb")) if not only or any(p.name.startswith(o) for o in only)]
 
 
+FULL_ON_CPU = ("06b_",)   # full modes that fit in `make bench` on 2 CPU cores (the full MovieLens-sized ratings)
+
+
 def wants_full(name, spec):
+    "Whether to run `name` in full mode too: BENCH_FULL=auto (default) runs FULL_ON_CPU when the budget allows."
     spec = spec.strip().lower()
-    if spec in ("", "0", "no", "none"): return False
+    if spec in ("0", "no", "none"): return False
+    if spec in ("", "auto"): return name.startswith(FULL_ON_CPU)
     if spec in ("1", "all", "yes"): return True
     return any(name.startswith(p.strip()) for p in spec.split(",") if p.strip())
 
@@ -88,11 +94,15 @@ def run_notebooks(clock, reserve_s):
             row["small"] = _safe_run(run_notebook, path, True, int(budget), expressions_for(path.name))
             _print_run(row["small"])
         rows.append(row)
+    auto = full_spec.strip().lower() in ("", "auto")
     for row in rows:
         if not wants_full(row["notebook"], full_spec):
-            row["full"] = {"status": "not run (budget)", "why": "BENCH_FULL unset"}; continue
-        print(f"-- {row['notebook']} full mode (budget {full_cap} s)", flush=True)
-        row["full"] = _safe_run(run_notebook, ROOT / "nbs" / row["notebook"], False, full_cap, expressions_for(row["notebook"]))
+            row["full"] = {"status": "not run (budget)", "why": "BENCH_FULL=1 runs it"}; continue
+        budget = min(full_cap, clock.left() - reserve) if auto else full_cap   # asked for explicitly: outside the budget
+        if budget < 60:
+            row["full"] = {"status": "not run (budget)", "why": "no time left in this run"}; continue
+        print(f"-- {row['notebook']} full mode (budget {budget:.0f} s)", flush=True)
+        row["full"] = _safe_run(run_notebook, ROOT / "nbs" / row["notebook"], False, int(budget), expressions_for(row["notebook"]))
         _print_run(row["full"])
     os.environ["HTC_DL_SMALL"] = "1"
     return rows
@@ -150,11 +160,11 @@ def notebooks_md(rows):
                   "", "", "", ""])
     out.append(md_table(["notebook", "small: status", "small: wall s", "small: CPU s", "small: peak MiB", "full: status",
                          "full: wall s", "full: CPU s", "full: peak MiB"], table))
-    full_ok = [row for row in rows if "wall_s" in row["full"]]
-    if not full_ok:
-        out += ["", "Full mode (`HTC_DL_SMALL=0`: the real-size data sets, more epochs) is meant for a GPU and was not run: on "
-                "this 2-core CPU it would not fit in `make bench`'s 30 minutes. `BENCH_FULL=1 make bench` runs it too, each "
-                "notebook stopped after `BENCH_FULL_TIMEOUT` seconds (default 600) and reported as timed out."]
+    out += ["", "Full mode (`HTC_DL_SMALL=0`: the full-size data sets, more epochs) is meant for a GPU. By default only the "
+            f"notebooks whose full mode fits on 2 CPU cores run it ({', '.join(p + '*' for p in FULL_ON_CPU)}), and only while "
+            "the 30-minute budget has room; the rest would not fit in `make bench`. `BENCH_FULL=1 make bench` runs every "
+            "notebook in full mode too, each stopped after `BENCH_FULL_TIMEOUT` seconds (default 600) and then reported as "
+            "timed out."]
     return "\n".join(out)
 
 
@@ -171,11 +181,12 @@ def quality_md(rows):
             for mode in ("small", "full"):
                 r = row[mode]
                 if r.get("status", "").startswith("not run"): cells.append("not run"); continue
+                if not q["expr"]: cells.append(q.get("ours", "-")); continue
                 v = r.get("values", {}).get(q["expr"])
                 cells.append(format_value(v, q["fmt"]) if v is not None else ("not found" if r.get("values") else "no value (run failed)"))
             src = (q["dataset"] + ": " + row["small"]["sources"][q["dataset"]] if q["dataset"] in row["small"].get("sources", {}) else None) or row["small"].get("sources", {}) and "; ".join(
                 f"{k}: {v}" for k, v in row["small"]["sources"].items()) or "-"
-            table.append([row["notebook"].split("_")[0], q["what"], f"`{q['expr']}`", cells[0], cells[1], src, q["book"], q["book_data"]])
+            table.append([row["notebook"].split("_")[0], q["what"], f"`{q['expr']}`" if q["expr"] else "-", cells[0], cells[1], src, q["book"], q["book_data"]])
     out.append(md_table(["lesson", "figure", "name", "ours, small", "ours, full", "our data", "fastbook", "fastbook's data"], table))
     return "\n".join(out)
 

@@ -89,8 +89,22 @@ def recommender(n):
                  note=note + ("" if user_ok else f"; unexpected: {app.user_view.value[:100]}"))]
 
 
+def threshold(n):
+    "multilabel.threshold_app: the threshold slider moved, the update timed (metrics per label, captions of the grid)."
+    from htc_dl.multilabel import app_predictions, threshold_app
+    t = time.perf_counter(); probs, targets, files, vocab = app_predictions(); model_s = time.perf_counter() - t
+    app = threshold_app(probs, targets, files, vocab)
+    def move(i):   # 0.05 .. 0.95 in steps of 0.05, never the current value
+        app.slider.value = round(0.05 + ((round((app.slider.value - 0.05) / 0.05) + 7) % 19) * 0.05, 2)
+    times = timed(move, n)
+    ok = "accuracy_multi at" in app.summary.value and not app.message.value
+    return dict(response="threshold slider moved -> per-label table and image captions", target="-", times=times,
+                note=f"predictions ready in {model_s:.1f} s; {len(probs)} images" + ("" if ok else f"; unexpected: {app.message.value[:100]}"))
+
+
 PROBES = {"classifier (apps.classifier_app)": classifier,
           "gradient descent (landscape.gradient_descent_app)": gradient_descent,
+          "threshold (multilabel.threshold_app)": threshold,
           "recommender (recommender.recommender_app)": recommender}
 
 

@@ -36,8 +36,8 @@ def make_learner(x, y, n_classes, device, bs=64, seed=0):
     n_valid = len(x) // 5
     idx = torch.randperm(len(x))
     train, valid = idx[n_valid:], idx[:n_valid]
-    dl_train = DataLoader(list(zip(x[train], y[train])), bs=bs, shuffle=True, drop_last=True, device=device)
-    dl_valid = DataLoader(list(zip(x[valid], y[valid])), bs=bs * 2, device=device)
+    dl_train = DataLoader(list(zip(x[train], y[train])), bs=bs, shuffle=True, drop_last=True, device=device, num_workers=0)
+    dl_valid = DataLoader(list(zip(x[valid], y[valid])), bs=bs * 2, device=device, num_workers=0)
     model = resnet18(num_classes=n_classes)
     return Learner(DataLoaders(dl_train, dl_valid, device=device), model, loss_func=torch.nn.CrossEntropyLoss(),
                    metrics=error_rate)

@@ -23,23 +23,27 @@ ROWS = [
     dict(nb="04_", what="resnet18 (no pretraining), accuracy", expr="RESNET_ACCURACY", fmt="pct",
          book="99.71% (1 epoch)", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
     dict(nb="04_", what="  ... its epochs", expr="RESNET_EPOCHS", fmt="int", book="1", book_data="MNIST_SAMPLE", dataset="mnist_sample"),
-    dict(nb="05_", what="pets error rate, fine_tune", expr="fine_tune_error", fmt="pct",
-         book="8.05% (resnet34, fine_tune(2))", book_data="Oxford-IIIT PETS", dataset="pets"),
-    dict(nb="05_", what="pets error rate, unfrozen with discriminative lrs", expr="discriminative_error", fmt="pct",
+    dict(nb="05_pet", what="pets error rate after fine_tune(2)", expr="first_error", fmt="pct",
+         book="8.05% (resnet34, fine_tune(2))", book_data="Oxford-IIIT PETS (7,390 photos, 37 breeds)", dataset="pets"),
+    dict(nb="05_pet", what="  ... after unfreezing, discriminative learning rates", expr="second_error", fmt="pct",
          book="5.41% (resnet34)", book_data="Oxford-IIIT PETS", dataset="pets"),
-    dict(nb="05_", what="pets error rate, bigger model / to_fp16", expr="fp16_error", fmt="pct",
-         book="5.48% (resnet50, to_fp16)", book_data="Oxford-IIIT PETS", dataset="pets"),
-    dict(nb="06a_", what="multi-label accuracy_multi at the chosen threshold", expr="accuracy_multi_value", fmt="f3",
-         book="0.951 at 0.2; about 0.963 at its best (~0.5)", book_data="PASCAL_2007 (resnet50)", dataset="pascal"),
-    dict(nb="06a_", what="  ... chosen threshold", expr="best_threshold", fmt="f2", book="0.2 / ~0.5",
+    dict(nb="05_pet", what="  ... our body and image size", expr="f'{body} at {SIZE}px'", fmt="str",
+         book="resnet34 at 224px", book_data="Oxford-IIIT PETS", dataset="pets"),
+    dict(nb="05_pet", what="pets error rate, resnet50 with to_fp16", expr=None, fmt="str", ours="not run (to_fp16 needs a GPU)",
+         book="5.48%", book_data="Oxford-IIIT PETS", dataset="pets"),
+    dict(nb="06c_multilabel", what="multi-label accuracy_multi at 0.2 (frozen body, trained head)", expr="acc_at_02", fmt="f3",
+         book="0.951 at 0.2", book_data="PASCAL_2007 (resnet50)", dataset="pascal"),
+    dict(nb="06c_multilabel", what="  ... at the best threshold", expr="final", fmt="f3",
+         book="about 0.963 at its best (~0.5)", book_data="PASCAL_2007 (resnet50)", dataset="pascal"),
+    dict(nb="06c_multilabel", what="  ... best threshold", expr="best", fmt="f2", book="~0.5",
          book_data="PASCAL_2007", dataset="pascal"),
-    dict(nb="06a_", what="point regression: mean error, % of image width", expr="point_error_fraction", fmt="pct",
-         book="valid MSE 3.6e-5 (normalised units)", book_data="BIWI head pose", dataset="biwi"),
-    dict(nb="06a_", what="point regression: valid MSE (normalised units)", expr="point_valid_mse", fmt="sci",
+    dict(nb="06c_regression", what="point regression: mean error, % of image width", expr="float(errors.mean()) / W", fmt="pct",
+         book="not reported in pixels", book_data="BIWI head pose", dataset="biwi"),
+    dict(nb="06c_regression", what="point regression: valid MSE (normalised units)", expr="mse", fmt="sci",
          book="3.6e-5", book_data="BIWI head pose", dataset="biwi"),
-    dict(nb="06a_", what="transfer: pretrained start, accuracy", expr="pretrained_accuracy", fmt="pct",
+    dict(nb="06a_", what="transfer: pretrained start, fine-tuned by hand (1 + 2 epochs), error rate", expr="by_hand_error", fmt="pct",
          book="not reported (no random-start run in the book)", book_data="-", dataset="pets"),
-    dict(nb="06a_", what="transfer: random start, same epochs, accuracy", expr="random_accuracy", fmt="pct",
+    dict(nb="06a_", what="transfer: random start, 3 epochs, error rate", expr="scratch_error", fmt="pct",
          book="not reported", book_data="-", dataset="pets"),
     dict(nb="06b_", what="DotProduct, valid MSE (5 epochs)", expr="float(dot_losses[-1, 1])", fmt="f3",
          book="0.884", book_data="MovieLens 100k", dataset="movielens"),
@@ -69,7 +73,7 @@ def rows_for(notebook_name):
 
 def expressions_for(notebook_name):
     "The expressions to read from the notebook's namespace after it ran."
-    return list(dict.fromkeys(r["expr"] for r in rows_for(notebook_name)))
+    return list(dict.fromkeys(r["expr"] for r in rows_for(notebook_name) if r["expr"]))
 
 
 def format_value(value, fmt):
