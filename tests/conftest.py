@@ -9,3 +9,13 @@ def offline_data_folder():
     folder = keep or tempfile.mkdtemp(prefix="htc_dl_test_data-")
     os.environ.update(HTC_DL_DATA=folder, HTC_DL_OFFLINE="1", HTC_DL_SMALL="1")
     yield folder
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    "Tiny models run several times faster on one thread on a busy 2-core machine; the setting is put back afterwards."
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

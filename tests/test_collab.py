@@ -11,16 +11,7 @@ from htc_dl.data import movielens, planted_truth
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    "Tiny models train several times faster on one thread; put the setting back for the other test files."
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small_run(one_thread):
+def small_run(one_torch_thread):
     "The lesson's recipe (rank 5, wd 0.3, 20 epochs) trained once on the small offline ratings with an 80/20 split."
     path = movielens(source="offline", size="small")
     ratings, truth = read_ratings(path), planted_truth(path)

@@ -5,13 +5,7 @@ import torch
 from htc_dl.ethics import patrol_feedback_loop, imbalance_experiment, per_class_error, fit_linear_classifier
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    "Tiny tensors: on a busy 2-core machine two threads that wait for each other made these fits 30-100x slower."
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 # ---- the feedback loop ----

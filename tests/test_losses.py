@@ -5,13 +5,7 @@ import torch.nn.functional as F
 from htc_dl.losses import softmax, pick_target, cross_entropy, log_softmax, nll
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    "Tiny tensors: on a busy 2-core machine two threads that wait for each other made these checks 30-100x slower."
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

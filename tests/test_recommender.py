@@ -13,14 +13,11 @@ from htc_dl.recommender import _data_fingerprint, cached_recommender, collab_wei
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, one_torch_thread):
     "The app's model trained once by `cached_recommender` into a temporary models folder, on one thread."
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("models")
     model, ratings = cached_recommender(source="offline", size="small", folder=folder)
-    yield dict(model=model, ratings=ratings, folder=folder)
-    torch.set_num_threads(before)
+    return dict(model=model, ratings=ratings, folder=folder)
 
 
 @pytest.fixture
