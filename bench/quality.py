@@ -7,9 +7,9 @@ expression over variables); a missing name shows as "not found" in the table ins
 ROWS = [
     # notebook prefix, what, expression, format, fastbook's figure, fastbook's data set, htc_dl data set
     dict(nb="03a_", what="breed classifier (pretrained body, fine_tune) error rate, against the dirty labels", expr="error",
-         fmt="pct", book="not reported as a number (bears, chapter 2)", book_data="Bing image search bears", dataset="pets"),
+         fmt="pct", book="not reported as a number (bears, chapter 2)", book_data="Bing image search bears", dataset="breed_folders"),
     dict(nb="03a_", what="planted mislabels among the 2N highest losses", expr="found", fmt="pct",
-         book="not measurable (no known mislabels)", book_data="Bing image search bears", dataset="pets"),
+         book="not measurable (no known mislabels)", book_data="Bing image search bears", dataset="breed_folders"),
     dict(nb="03b_", what="pixel similarity (L1 to the mean 3 / mean 7), accuracy", expr="overall", fmt="pct",
          book="95.1%", book_data="MNIST_SAMPLE (about 12,000 training images)", dataset="mnist_sample"),
     dict(nb="03b_", what="  ... on the 3s", expr="acc3", fmt="pct", book="91.7%", book_data="MNIST_SAMPLE", dataset="mnist_sample"),

@@ -98,7 +98,7 @@ def run_notebooks(clock, reserve_s):
     for row in rows:
         if not wants_full(row["notebook"], full_spec):
             row["full"] = {"status": "not run (budget)", "why": "BENCH_FULL=1 runs it"}; continue
-        budget = min(full_cap, clock.left() - reserve) if auto else full_cap   # asked for explicitly: outside the budget
+        budget = min(full_cap, clock.left() - reserve_s) if auto else full_cap   # asked for explicitly: outside the budget
         if budget < 60:
             row["full"] = {"status": "not run (budget)", "why": "no time left in this run"}; continue
         print(f"-- {row['notebook']} full mode (budget {budget:.0f} s)", flush=True)
