@@ -16,7 +16,7 @@ fp32/fp16/bf16 epoch times. Knobs (environment variables):
 
 `python bench/run_all.py --render` rewrites the Markdown from test-output/bench/run.json without measuring again.
 """
-import datetime, json, os, platform, subprocess, sys, tempfile, threading, time, traceback
+import datetime, json, os, platform, subprocess, sys, threading, time, traceback
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -305,10 +305,8 @@ def versions():
 
 
 def write_atomically(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f: f.write(text)
-    os.replace(tmp, path)
+    from htc_dl.data import write_file_atomically
+    write_file_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def main():

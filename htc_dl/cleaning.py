@@ -9,7 +9,7 @@ __all__ = ['KEEP', 'DELETE', 'JOURNAL', 'PAST', 'rank_by_loss', 'fraction_found'
            'apply_cleaner_decisions', 'undo_cleaner_decisions']
 
 # %% ../nbs/03a_from_model_to_app.ipynb #71494f28
-import os, json, shutil, tempfile
+import os, json, shutil
 from pathlib import Path
 
 # %% ../nbs/03a_from_model_to_app.ipynb #77fbb19e
@@ -91,10 +91,8 @@ def _read_journal(quarantine):
 
 def _write_journal(quarantine, entries):
     "Write the journal to a temporary file, then rename it over the old one."
-    quarantine = Path(quarantine); quarantine.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=quarantine, prefix=f".{JOURNAL}.")
-    with os.fdopen(fd, "w") as f: json.dump(entries, f, indent=1)
-    os.replace(tmp, quarantine/JOURNAL)
+    from htc_dl.data import write_file_atomically
+    write_file_atomically(Path(quarantine)/JOURNAL, lambda tmp: tmp.write_text(json.dumps(entries, indent=1)))
 
 def _free_name(path):
     "`path`, or `name_1.ext`, `name_2.ext`, ... if a file already has that name."

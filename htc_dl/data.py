@@ -7,11 +7,11 @@ Docs: https://htc-education.github.io/htc_dl/data.html.md"""
 # %% auto #0
 __all__ = ['SMALL_ENV', 'DATA_ENV', 'REAL_SETS', 'PET_BREEDS', 'PET_COUNTS', 'FOLDER_BREEDS', 'PASCAL_CLASSES', 'PASCAL_COUNTS',
            'BIWI_CAMERA', 'BIWI_PEOPLE', 'BIWI_FRAMES', 'MOVIELENS_SHAPES', 'GENRES', 'OFFLINE_SETS', 'small_mode',
-           'check_size', 'data_root', 'archive_stats', 'fetch_archive', 'real_url', 'download_real',
-           'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets', 'write_breed_folders', 'planted_mislabels',
-           'draw_object', 'write_pascal', 'draw_head', 'write_biwi', 'planted_ratings', 'write_movielens',
-           'planted_truth', 'offline_path', 'load', 'mnist_sample', 'mnist', 'pets', 'pascal', 'biwi', 'movielens',
-           'breed_folders']
+           'check_size', 'data_root', 'archive_stats', 'fetch_archive', 'write_file_atomically', 'real_url',
+           'download_real', 'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets', 'write_breed_folders',
+           'planted_mislabels', 'draw_object', 'write_pascal', 'draw_head', 'write_biwi', 'planted_ratings',
+           'write_movielens', 'planted_truth', 'offline_path', 'load', 'mnist_sample', 'mnist', 'pets', 'pascal',
+           'biwi', 'movielens', 'breed_folders']
 
 # %% ../nbs/00_data.ipynb #d338fc6e
 import os, csv, json, shutil, tarfile, zipfile, tempfile, urllib.request, urllib.error, hashlib
@@ -99,6 +99,18 @@ def fetch_archive(url, dest, expected=None, timeout=10):
         entries = list(out.iterdir())
         top = entries[0] if len(entries) == 1 and entries[0].is_dir() else out
         _rename_into_place(top, dest)
+    return dest
+
+# %% ../nbs/00_data.ipynb #c79ea855
+def write_file_atomically(dest, write):
+    "Call `write(tmp)` for a temporary file beside `dest`, then rename it to `dest`; if `write` fails, nothing changes."
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{os.urandom(4).hex()}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally: tmp.unlink(missing_ok=True)
     return dest
 
 # %% ../nbs/00_data.ipynb #2de2d46b

@@ -9,7 +9,7 @@ __all__ = ['IMAGENET_STATS', 'check_columns', 'split_on_is_valid', 'binary_cross
            'body_features', 'label_metrics', 'threshold_app', 'image_features', 'train_head', 'app_predictions']
 
 # %% ../nbs/06c_multilabel.ipynb #4272608b
-import os, io, html
+import io, html
 from pathlib import Path
 import numpy as np
 import torch
@@ -169,7 +169,7 @@ def train_head(features, targets, steps=300, lr=1e-2, seed=0):
 def app_predictions(path=None, size=(128, 160), max_train=1000, max_valid=200, cache_dir=None):
     "(probs, targets, image files, vocab) for PASCAL's validation images: frozen ImageNet body, linear head; cached under models/."
     from safetensors.torch import save_file, load_file, safe_open
-    from .data import pascal, data_root
+    from .data import pascal, data_root, write_file_atomically
     import pandas as pd
     path = Path(path) if path is not None else pascal()
     csv = path/"train.csv"
@@ -193,8 +193,6 @@ def app_predictions(path=None, size=(128, 160), max_train=1000, max_valid=200, c
     body = imagenet_model()
     head = train_head(image_features(body, [path/"train"/f for f in train["fname"]], size), one_hot(train))
     with torch.no_grad(): probs = torch.sigmoid(head(image_features(body, files, size)))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.partial")
-    save_file({"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous(), "probs": probs.contiguous()}, tmp, metadata={"key": key})
-    os.replace(tmp, cache)
+    saved = {"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous(), "probs": probs.contiguous()}
+    write_file_atomically(cache, lambda tmp: save_file(saved, tmp, metadata={"key": key}))
     return probs, one_hot(valid), files, vocab

