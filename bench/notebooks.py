@@ -159,7 +159,7 @@ def run_notebook(path, small, budget_s, expressions=(), run_notest=False, sample
     return res
 
 
-if __name__ == "__main__":   # python bench/notebooks.py nbs/03b_mnist_basics.ipynb [small|full] [budget_s]
+if __name__ == "__main__":   # python bench/notebooks.py nbs/lessons/03b_mnist_basics.ipynb [small|full] [budget_s]
     import sys
     from quality import expressions_for
     nb_path = Path(sys.argv[1])

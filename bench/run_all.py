@@ -63,9 +63,9 @@ def run_script(name, timeout, *args):
 # ------------------------------------------------------------------ notebooks
 
 def lesson_notebooks():
-    "nbs/0*.ipynb, or those whose names start with a prefix in BENCH_NOTEBOOKS (e.g. '03b,06b')."
+    "nbs/core/0*.ipynb and nbs/lessons/*.ipynb, or those whose names start with a prefix in BENCH_NOTEBOOKS (e.g. '03b,06b')."
     only = [p.strip() for p in os.environ.get("BENCH_NOTEBOOKS", "").split(",") if p.strip()]
-    return [p for p in sorted((ROOT / "nbs").glob("0*.ipynb")) if not only or any(p.name.startswith(o) for o in only)]
+    return [p for p in sorted([*(ROOT / "nbs" / "core").glob("0*.ipynb"), *(ROOT / "nbs" / "lessons").glob("*.ipynb")], key=lambda p: p.name) if not only or any(p.name.startswith(o) for o in only)]
 
 
 FULL_ON_CPU = ("06b_",)   # full modes that fit in `make bench` on 2 CPU cores (the full MovieLens-sized ratings)
@@ -143,7 +143,7 @@ def run_cells(r):
 
 def notebooks_md(rows):
     out = ["## 1. Course run time",
-           "Each lesson notebook (`nbs/0*.ipynb`) executed once with nbclient in a fresh kernel, cells in order "
+           "Each lesson notebook (`nbs/core/0*.ipynb and nbs/lessons/*.ipynb`) executed once with nbclient in a fresh kernel, cells in order "
            "(cells marked `#| notest` or `#| eval: false` skipped, as in `make test`). Wall time counts the cells, not the "
            "kernel start; CPU s is the user + system time of the kernel and its children over the same span (2 cores: "
            "up to twice the wall time; less disturbed by other jobs than wall time); peak memory is the RSS of the kernel "

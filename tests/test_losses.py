@@ -1,4 +1,4 @@
-"Cross-entropy from scratch (htc_dl.losses, nbs/05_pet_breeds.ipynb): equal to PyTorch's, and clear about bad input."
+"Cross-entropy from scratch (htc_dl.losses, nbs/lessons/05_pet_breeds.ipynb): equal to PyTorch's, and clear about bad input."
 import pytest
 import torch
 import torch.nn.functional as F

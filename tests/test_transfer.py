@@ -1,4 +1,4 @@
-"""htc_dl.transfer (nbs/06a_transfer_learning.ipynb): the learning-rate suggestions, the per-group learning rates read
+"""htc_dl.transfer (nbs/lessons/06a_transfer_learning.ipynb): the learning-rate suggestions, the per-group learning rates read
 from the optimiser, and the choice of mixed precision. A three-layer model on random numbers keeps every test fast."""
 import pytest
 import torch
