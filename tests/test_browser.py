@@ -291,11 +291,22 @@ DRIVERS = {"classifier": drive_classifier, "gradient_descent": drive_gradient_de
            "multilabel_threshold": drive_multilabel_threshold, "slider": drive_slider}
 
 
+def driver_for(app):
+    "The app's driver: from DRIVERS above, else `drive(page, app, files)` in tests/drivers/<app>.py (one file per newer app)."
+    if app in DRIVERS: return DRIVERS[app]
+    file = ROOT/"tests"/"drivers"/f"{app}.py"
+    if not file.exists(): return None
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"drive_{app}", file)
+    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+    return module.drive
+
+
 @pytest.mark.parametrize("app", APPS)
 def test_app_renders_preheated_and_responds_in_the_browser(voila, page, app, files):
-    driver = DRIVERS.get(app)
+    driver = driver_for(app)
     if driver is None:
-        pytest.fail(f"nbs/apps/{app}.ipynb has no browser driver: add drive_{app} to DRIVERS in tests/test_browser.py")
+        pytest.fail(f"nbs/apps/{app}.ipynb has no browser driver: write drive(page, app, files) in tests/drivers/{app}.py")
     sockets = track_websockets(page)
     voila.wait_until_kernels_idle(count=len(APPS) + 1)   # the pool is warm (an earlier test may have taken this app's kernel)
     budget = load_scaled_budget(RENDER_BUDGET_S)
