@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8866
 LAB_PORT ?= 8888
 
-.PHONY: install start lab test check-export check-clean pytest nbtest browser bench dist clean
+.PHONY: install start lab test check-export check-clean pytest nbtest docs browser bench dist clean
 
 # Re-installs only when the pins change (the stamp is newer than both pin files otherwise).
 $(STAMP): pyproject.toml requirements-lock.txt
@@ -30,8 +30,8 @@ lab: install
 	@echo "JupyterLab on the lessons: http://$(HOST):$(LAB_PORT)/lab"
 	$(BIN)/jupyter lab --no-browser --ip=$(HOST) --port=$(LAB_PORT) --notebook-dir=nbs
 
-# Fails on the first problem: stale package, unclean notebooks, failing tests, failing notebooks.
-test: install check-export check-clean pytest nbtest
+# Fails on the first problem: stale package, unclean notebooks, failing notebooks, failing tests (the site's included).
+test: install check-export check-clean nbtest docs pytest
 
 check-export: install
 	@tmp=$$(mktemp -d) && cp -r htc_dl $$tmp/before && $(BIN)/nbdev-export && \
@@ -54,9 +54,18 @@ browser:
 pytest: install browser
 	$(BIN)/python -m pytest -q -ra tests/
 
+# Every notebook runs once per mode, on a copy of nbs/ whose executed notebooks (outputs saved) the site is built from.
+EXECUTED := build/executed
+
 nbtest: install
-	@echo "Executing every notebook in nbs/ in small offline mode..."
-	HTC_DL_SMALL=1 $(BIN)/nbdev-test --timing --n-workers 2
+	@echo "Executing every notebook in nbs/ in small offline mode (executed copies in $(EXECUTED)/offline)..."
+	rm -rf $(EXECUTED)/offline && mkdir -p $(EXECUTED)/offline && cp -r nbs $(EXECUTED)/offline/
+	HTC_DL_SMALL=1 $(BIN)/nbdev-test $(EXECUTED)/offline/nbs --save --timing --n-workers 2
+
+# The course site (Jupyter Book 1, offline) from the executed notebooks: build/site/html/index.html.
+docs: install
+	@test -d $(EXECUTED)/offline/nbs || $(MAKE) nbtest
+	$(BIN)/python docs/build_site.py $(EXECUTED)/offline/nbs build/site
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -1,0 +1,134 @@
+"""The course site (`make docs`, docs/build_site.py) opened in a real Chromium: every page loads, every image renders,
+no internal link is broken, no request leaves 127.0.0.1, and every `Docs:` link in the package names a page of it.
+
+The site is built from the notebooks `make nbtest` executed, so `make test` builds it before running pytest.
+The notebook-link checks at the bottom need no site.
+"""
+import functools, http.server, json, re, threading, urllib.parse
+from pathlib import Path
+
+import pytest
+
+from browser_helpers import CHROMIUM, ROOT, launch_chromium
+
+SITE = ROOT/"build"/"site"/"html"
+DOC_HOST = "https://htc-education.github.io/htc_dl/"
+NOTEBOOK_LINK = re.compile(r"\]\(([^)#\s:]+\.ipynb)(?:#[^)\s]*)?\)")
+
+
+def site_pages():
+    return sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html") if not p.name.startswith(("genindex", "search")) and "_static" not in p.parts)
+
+
+@pytest.fixture(scope="module")
+def site():
+    if not (SITE/"index.html").exists():
+        pytest.fail(f"no site at {SITE}: run `make docs` (it needs the notebooks executed by `make nbtest`)", pytrace=False)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def page(site):
+    if not Path(CHROMIUM).exists(): pytest.fail(f"{CHROMIUM} is missing: run `make browser`", pytrace=False)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page()
+        page.outside = []
+        page.route("**/*", lambda route: (page.outside.append(route.request.url), route.abort())
+                   if not route.request.url.startswith(site) else route.continue_())
+        yield page
+        browser.close()
+
+
+def test_site_has_every_lesson_support_notebook_and_module(site):
+    pages = set(site_pages())
+    lessons = sorted((ROOT/"nbs"/"lessons").glob("*.ipynb"))
+    assert len(lessons) >= 9
+    from nbdev.config import nbpath2html
+    for folder in ("lessons", "core"):
+        for nb in (ROOT/"nbs"/folder).glob("*.ipynb"):
+            assert f"{folder}/{nbpath2html(nb.name).name}" in pages, f"{nb} has no page on the site"
+    modules = [p.stem for p in (ROOT/"htc_dl").glob("*.py") if not p.stem.startswith("_")]
+    assert all(f"api/{m}.html" in pages for m in modules), sorted(set(modules) - {Path(p).stem for p in pages})
+
+
+def test_every_page_loads_with_its_images_and_no_request_leaves_the_machine(site, page):
+    broken_images, failed = {}, {}
+    for rel in site_pages():
+        response = page.goto(f"{site}/{rel}", wait_until="load")
+        if response is None or response.status != 200: failed[rel] = response and response.status; continue
+        page.wait_for_load_state("load")   # the root index.html forwards to the front page
+        bad = page.evaluate("() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+        if bad: broken_images[rel] = bad
+    assert not failed, f"pages that did not load: {failed}"
+    assert not broken_images, f"images that did not render: {broken_images}"
+    assert not page.outside, f"requests that tried to leave 127.0.0.1: {sorted(set(page.outside))[:10]}"
+
+
+def test_lessons_show_their_outputs_plots_included(site, page):
+    "The site is built from executed notebooks: lessons show printed numbers and plots, not bare code."
+    with_plots = 0
+    for rel in [p for p in site_pages() if p.startswith("lessons/")]:
+        page.goto(f"{site}/{rel}")
+        assert page.locator(".cell_output").count() > 0, f"{rel} shows no outputs"
+        with_plots += page.locator(".cell_output img").count() > 0
+    assert with_plots >= 5, f"only {with_plots} lessons show a plot"
+
+
+def test_no_internal_link_is_broken(site, page):
+    broken = {}
+    for rel in site_pages():
+        page.goto(f"{site}/{rel}", wait_until="load"); page.wait_for_load_state("load")
+        hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
+        for href in hrefs:
+            if not href.startswith(site): continue
+            target = urllib.parse.urlparse(href).path.lstrip("/")
+            file = SITE/urllib.parse.unquote(target)
+            if file.is_dir(): file = file/"index.html"
+            if not file.exists(): broken.setdefault(rel, set()).add(target)
+    assert not broken, f"broken internal links: {broken}"
+
+
+def test_every_docs_link_in_the_package_names_a_page_of_the_site(site):
+    links = {}
+    for module in (ROOT/"htc_dl").glob("*.py"):
+        for url in re.findall(r"Docs: (\S+?)(?:\"\"\"|\s)", module.read_text()): links[module.name] = url
+    assert len(links) >= 15, links
+    for module, url in links.items():
+        assert url.startswith(DOC_HOST), (module, url)
+        path = url[len(DOC_HOST):]
+        assert (SITE/path).exists(), f"{module}: Docs link {url} names no file of the site"
+        assert (SITE/path.removesuffix(".md")).exists(), f"{module}: {url} has no HTML page beside it"
+
+
+def test_hidden_checks_run_in_ci_but_do_not_show_on_the_site(site):
+    "A `#| hide` cell of a lesson is absent from its page."
+    nb_path = next(p for p in sorted((ROOT/"nbs"/"lessons").glob("*.ipynb"))
+                   if any(c["cell_type"] == "code" and "".join(c["source"]).startswith("#| hide")
+                          for c in json.loads(p.read_text())["cells"]))
+    from nbdev.config import nbpath2html
+    html = (SITE/"lessons"/nbpath2html(nb_path.name).name).read_text()
+    hidden = next("".join(c["source"]) for c in json.loads(nb_path.read_text())["cells"]
+                  if c["cell_type"] == "code" and "".join(c["source"]).startswith("#| hide"))
+    line = next(l for l in hidden.splitlines()[1:] if len(l.strip()) > 12)
+    assert "#| hide" not in html
+    assert line.strip()[:40] not in html.replace("&quot;", '"').replace("&#39;", "'"), line
+
+
+# ---------------------------------------------------------------- the notebooks' own links (no site needed)
+
+def test_every_link_between_notebooks_names_a_notebook_that_exists():
+    broken = []
+    for nb_path in sorted((ROOT/"nbs").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in nb_path.parts: continue
+        for cell in json.loads(nb_path.read_text())["cells"]:
+            if cell["cell_type"] != "markdown": continue
+            for target in NOTEBOOK_LINK.findall("".join(cell["source"])):
+                if not (nb_path.parent/target).exists(): broken.append(f"{nb_path.relative_to(ROOT)} -> {target}")
+    assert not broken, "links to notebooks that do not exist (paths are relative to the notebook):\n" + "\n".join(broken)
