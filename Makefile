@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8866
 LAB_PORT ?= 8888
 
-.PHONY: install start lab test check-export check-clean pytest nbtest docs browser bench dist clean
+.PHONY: install start lab test check-export check-clean pytest nbtest nbtest-online docs webapp browser bench dist clean
 
 # Re-installs only when the pins change (the stamp is newer than both pin files otherwise).
 $(STAMP): pyproject.toml requirements-lock.txt
@@ -31,7 +31,7 @@ lab: install
 	$(BIN)/jupyter lab --no-browser --ip=$(HOST) --port=$(LAB_PORT) --notebook-dir=nbs
 
 # Fails on the first problem: stale package, unclean notebooks, failing notebooks, failing tests (the site's included).
-test: install check-export check-clean nbtest docs pytest
+test: install check-export check-clean nbtest nbtest-online docs webapp pytest
 
 check-export: install
 	@tmp=$$(mktemp -d) && cp -r htc_dl $$tmp/before && $(BIN)/nbdev-export && \
@@ -45,6 +45,11 @@ check-clean: install
 	  diff -rq -x .ipynb_checkpoints -x __pycache__ $$tmp/before nbs || true; \
 	  echo "FAIL: notebooks were not clean (listed above). Run nbdev-clean and commit."; \
 	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "nbdev-clean: notebooks are clean."
+
+# The static web app (webapp/dist): onnxruntime-web from the lock file, the page, and the model exported by htc_dl.deploy.
+webapp: install
+	cd webapp && npm ci --no-audit --no-fund
+	$(BIN)/python -c "from htc_dl.deploy import build_webapp; print(build_webapp())"
 
 # Debian's chromium for the browser tests (driven by the PyPI playwright package; never `playwright install`).
 browser:
@@ -60,7 +65,19 @@ EXECUTED := build/executed
 nbtest: install
 	@echo "Executing every notebook in nbs/ in small offline mode (executed copies in $(EXECUTED)/offline)..."
 	rm -rf $(EXECUTED)/offline && mkdir -p $(EXECUTED)/offline && cp -r nbs $(EXECUTED)/offline/
-	HTC_DL_SMALL=1 $(BIN)/nbdev-test $(EXECUTED)/offline/nbs --save --timing --n-workers 2
+	HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 $(BIN)/nbdev-test $(EXECUTED)/offline/nbs --save --timing --n-workers 2
+
+# Every notebook again, against a mirror on 127.0.0.1 that serves each data set in its real layout at its real file
+# counts (tests/online/: drawn pictures, real names), with its own data and models folders.
+ONLINE_PORT ?= 8765
+ONLINE := test-output/online
+nbtest-online: install
+	@echo "Executing every notebook in nbs/ in small mode against the simulated online mirror (executed copies in $(EXECUTED)/online)..."
+	rm -rf $(EXECUTED)/online && mkdir -p $(EXECUTED)/online && cp -r nbs $(EXECUTED)/online/
+	$(BIN)/python tests/online/serve.py --build $(ONLINE)-archives --port $(ONLINE_PORT) --background --pidfile $(ONLINE)-server.pid
+	trap 'kill $$(cat $(ONLINE)-server.pid)' EXIT; \
+	HTC_DL_SMALL=1 HTC_DL_OFFLINE=0 HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ HTC_DL_DATA=$(CURDIR)/$(ONLINE)-data \
+	  HTC_DL_MODELS=$(CURDIR)/$(ONLINE)-models $(BIN)/nbdev-test $(EXECUTED)/online/nbs --save --timing --n-workers 2
 
 # The course site (Jupyter Book 1, offline) from the executed notebooks: build/site/html/index.html.
 docs: install

@@ -59,29 +59,25 @@ def gradient_descent(n):
         if app.controls[name].value == value: value = app.controls[name].min if hasattr(app.controls[name], "min") else value
         app.controls[name].value = value
     times = timed(move, n)
-    ok = app.landscape_image.value[:4] == b"\x89PNG" and "Could not draw" not in app.message.value
+    ok = app.landscape_image.value[:4] == b"\x89PNG" and "Something went wrong" not in app.message.value
     return dict(response="one control moved -> path, landscape and loss redrawn", target="< 300 ms", times=times,
                 note="redraw shown" if ok else f"unexpected: {app.message.value[:120]}")
 
 
 def recommender(n):
     "recommender.recommender_app: a taste slider moved (top 10 recomputed), and an existing user looked up."
-    import torch
-    from htc_dl.recommender import cached_recommender, recommender_app
-    threads = torch.get_num_threads(); torch.set_num_threads(1)   # as nbs/apps/recommender.ipynb does
-    try:
-        t = time.perf_counter(); model, ratings = cached_recommender(); model_s = time.perf_counter() - t
-        app = recommender_app(model, ratings)
-        def move(i):   # each move changes the slider by 1.3 (wrapping inside -3..3), so every move triggers an update
-            slider = app.sliders[i % len(app.sliders)]
-            slider.value = round((slider.value + 1.3 + 3) % 6 - 3, 1)
-        updates = len(app.timings)
-        slider_times = timed(move, n)
-        slider_ok = "<table" in app.recommendations.value and len(app.timings) == updates + n + 1   # ran on every move
-        users = sorted(ratings["user"].astype(str).unique(), key=lambda s: (len(s), s))[:n + 1]
-        user_times = timed(lambda i: setattr(app.user_id, "value", users[i % len(users)]), n)
-        user_ok = "Recommended for user" in app.user_view.value
-    finally: torch.set_num_threads(threads)
+    from htc_dl.recommender import app_recommender, recommender_app
+    t = time.perf_counter(); weights, ratings = app_recommender(); model_s = time.perf_counter() - t
+    app = recommender_app(weights, ratings)
+    def move(i):   # each move changes the slider by 1.3 (wrapping inside -3..3), so every move triggers an update
+        slider = app.sliders[i % len(app.sliders)]
+        slider.value = round((slider.value + 1.3 + 3) % 6 - 3, 1)
+    updates = len(app.timings)
+    slider_times = timed(move, n)
+    slider_ok = "<table" in app.recommendations.value and len(app.timings) == updates + n + 1   # ran on every move
+    users = sorted(ratings["user"].astype(str).unique(), key=lambda s: (len(s), s))[:n + 1]
+    user_times = timed(lambda i: setattr(app.user_id, "value", users[i % len(users)]), n)
+    user_ok = "Recommended for user" in app.user_view.value
     note = f"model ready in {model_s:.1f} s; {len(ratings):,} ratings"
     return [dict(response="a taste slider moved -> top 10 recomputed", target="< 200 ms", times=slider_times,
                  note=note + ("" if slider_ok else "; no table shown")),

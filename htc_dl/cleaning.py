@@ -1,4 +1,4 @@
-"""Lesson 3, first half (fastbook chapter 2): turn folders of pictures into batches, train a classifier, let its mistakes point at the mislabelled pictures, save it without pickle, and put it behind an upload button that survives bad files.
+"""Lesson 3, first half (fastbook chapter 2): turn folders of pictures into batches, train a classifier, let its mistakes point at the mislabelled pictures, save it without pickle, put it behind an upload button that survives bad files and answers real photos honestly, and learn from the mistakes it records.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/from_model_to_app.html.md"""
 

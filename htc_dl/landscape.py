@@ -6,7 +6,8 @@ Docs: https://htc-education.github.io/htc_dl/lessons/landscape.html.md"""
 
 # %% auto #0
 __all__ = ['LANDSCAPES', 'MAX_STEPS', 'LR_RANGE', 'APP_MAX_STEPS', 'APP_MAX_NOISE', 'Landscape', 'get_landscape', 'Descent',
-           'descend', 'LandscapeView', 'LossView', 'gradient_descent_app']
+           'descend', 'LandscapeView', 'LossView', 'check_app_values', 'message_kind', 'Pictures', 'app_controls',
+           'gradient_descent_app']
 
 # %% ../nbs/lessons/04a_landscape.ipynb #69e260fa
 import html, io, math, numbers, time
@@ -191,20 +192,39 @@ class LossView:
         self.canvas.draw()
         return _png(self.canvas)
 
-# %% ../nbs/lessons/04a_landscape.ipynb #d6e86b1a
+# %% ../nbs/lessons/04a_landscape.ipynb #d55fe105
 LR_RANGE, APP_MAX_STEPS, APP_MAX_NOISE = (0.001, 2.0), 300, 5.0
-_COLOURS = {"Diverged": "#b3261e", "The loss went up": "#b3261e", "Stuck": "#8a5a00", "Still": "#8a5a00", "Shaken": "#1f4e9c", "Reached": "#1b7f3b"}
 
-def gradient_descent_app(landscape="bumpy", start=(2.4, 2.2), lr=0.05, steps=60, noise=0.0, seed=0):
-    "The marble on the error landscape: sliders for landscape, start, learning rate, steps and noise; redraws path and loss."
-    import ipywidgets as widgets
+def check_app_values(landscape, start, lr, steps, noise, seed):
+    "The `Landscape` if `descend` accepts these values and the app's sliders can show them; else a ValueError saying which."
     land = get_landscape(landscape)
     descend(land, start, lr, steps, noise, seed)                 # the same checks as a direct call
     if not LR_RANGE[0] <= lr <= LR_RANGE[1]: raise ValueError(f"lr must be between {LR_RANGE[0]} and {LR_RANGE[1]} in the app, got {lr!r}.")
     if steps > APP_MAX_STEPS: raise ValueError(f"steps must be at most {APP_MAX_STEPS} in the app, got {steps!r}.")
     if noise > APP_MAX_NOISE: raise ValueError(f"noise must be at most {APP_MAX_NOISE} in the app, got {noise!r}.")
+    return land
+
+def message_kind(descent):
+    "How the app colours `descent.message`: 'error' when it diverged or climbed, 'ok' at the bottom, else 'info'."
+    if descent.diverged or descent.losses[-1] > descent.losses[0]: return "error"
+    return "ok" if descent.message.startswith("Reached") else "info"
+
+class Pictures:
+    "The app's two pictures; each landscape is drawn the first time it is shown, then kept."
+    def __init__(self): self.views, self.loss_view = {}, LossView()
+
+    def png(self, descent):
+        "PNG bytes of the landscape with `descent`'s path, and of its loss per step."
+        name = descent.landscape.name
+        if name not in self.views: self.views[name] = LandscapeView(descent.landscape)
+        return self.views[name].png(descent), self.loss_view.png(descent)
+
+# %% ../nbs/lessons/04a_landscape.ipynb #0155f547
+def app_controls(land, start, lr, steps, noise, seed):
+    "The app's controls, by name, each bounded to what `descend` accepts: landscape, start x and y, lr, steps, noise, seed."
+    import ipywidgets as widgets
     e, wide = land.extent, dict(layout=widgets.Layout(width="330px"), style={"description_width": "110px"})
-    controls = dict(
+    return dict(
         landscape=widgets.Dropdown(options=list(LANDSCAPES), value=land.name, description="landscape", **wide),
         x=widgets.FloatSlider(value=start[0], min=-e, max=e, step=0.05, description="start weight 1", **wide),
         y=widgets.FloatSlider(value=start[1], min=-e, max=e, step=0.05, description="start weight 2", **wide),
@@ -212,36 +232,34 @@ def gradient_descent_app(landscape="bumpy", start=(2.4, 2.2), lr=0.05, steps=60,
                                   description="learning rate", readout_format=".3f", **wide),
         steps=widgets.IntSlider(value=steps, min=1, max=APP_MAX_STEPS, description="steps", **wide),
         noise=widgets.FloatSlider(value=noise, min=0, max=APP_MAX_NOISE, step=0.1, description="mini-batch noise", **wide),
-        seed=widgets.IntSlider(value=seed, min=0, max=99, description="noise seed", **wide),
-    )
-    views = {name: LandscapeView(name) for name in LANDSCAPES}
-    loss_view = LossView()
-    landscape_image, loss_image = widgets.Image(format="png"), widgets.Image(format="png")
-    message = widgets.HTML()
-    lesson = widgets.HTML()
+        seed=widgets.IntSlider(value=seed, min=0, max=99, description="noise seed", **wide))
+
+def gradient_descent_app(landscape="bumpy", start=(2.4, 2.2), lr=0.05, steps=60, noise=0.0, seed=0):
+    "The marble on the error landscape: sliders for landscape, start, learning rate, steps and noise; redraws path and loss."
+    import ipywidgets as widgets
+    from htc_dl.apps import message_html, safely
+    controls = app_controls(check_app_values(landscape, start, lr, steps, noise, seed), start, lr, steps, noise, seed)
+    pictures, landscape_image, loss_image = Pictures(), widgets.Image(format="png"), widgets.Image(format="png")
+    message, lesson = widgets.HTML(), widgets.HTML()
 
     def redraw(change=None):
         started = time.perf_counter()
         try:
             c = {name: w.value for name, w in controls.items()}
             box.descent = descend(c["landscape"], (c["x"], c["y"]), c["lr"], c["steps"], c["noise"], c["seed"])
-            landscape_image.value = views[c["landscape"]].png(box.descent)
-            loss_image.value = loss_view.png(box.descent)
-            text = box.descent.message
-            colour = next((v for k, v in _COLOURS.items() if text.startswith(k)), "black")
-            message.value = f'<div style="color:{colour}; max-width:760px">{html.escape(text)}</div>'
-            lesson.value = f"<i>{html.escape(get_landscape(c['landscape']).lesson)}</i>"
-        except Exception as problem:   # never raise into the page: say what went wrong and stay usable
-            message.value = f'<div style="color:#b3261e">Could not draw this: {html.escape(str(problem))}</div>'
-        box.redraw_seconds.append(time.perf_counter() - started)
+            landscape_image.value, loss_image.value = pictures.png(box.descent)
+            message.value = message_html(box.descent.message, message_kind(box.descent))
+            lesson.value = f"<i>{html.escape(box.descent.landscape.lesson)}</i>"
+        finally: box.redraw_seconds.append(time.perf_counter() - started)
 
-    for w in controls.values(): w.observe(redraw, names="value")
+    for w in controls.values(): w.observe(safely(redraw, message, "Move a slider to draw again."), names="value")
     header = widgets.HTML("Each step moves the marble downhill by the learning rate times the slope. Try: the bowl with "
                           "learning rate above 1; the narrow valley near 0.45; the bumpy landscape from (2.4, 2.2) with "
                           "noise 0, then noise 2 and 300 steps, changing the noise seed.")
-    box = widgets.VBox([header, widgets.HBox([widgets.VBox(list(controls.values())[:4]), widgets.VBox(list(controls.values())[4:] + [lesson])]),
+    column = list(controls.values())
+    box = widgets.VBox([header, widgets.HBox([widgets.VBox(column[:4]), widgets.VBox(column[4:] + [lesson])]),
                         message, widgets.HBox([landscape_image, loss_image])])
     box.controls, box.message, box.landscape_image, box.loss_image = controls, message, landscape_image, loss_image
-    box.redraw, box.redraw_seconds, box.descent = redraw, [], None
+    box.redraw, box.redraw_seconds, box.descent, box.pictures = redraw, [], None, pictures
     redraw()
     return box

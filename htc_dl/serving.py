@@ -9,13 +9,14 @@ __all__ = ['V1', 'MAX_UPLOAD_BYTES', 'drop_file_bytes', 'AppKernelConnection']
 
 # %% ../nbs/core/90_serving.ipynb #d891e181
 import json
+from .apps import MAX_UPLOAD_MB
 from jupyter_server.services.kernels.connection.base import (deserialize_binary_message, deserialize_msg_from_ws_v1,
                                                              serialize_binary_message, serialize_msg_to_ws_v1)
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 
 # %% ../nbs/core/90_serving.ipynb #72265e31
 V1 = "v1.kernel.websocket.jupyter.org"
-MAX_UPLOAD_BYTES = 10 * 2**20   # the default stated limit; `tornado_settings["htc_dl_max_upload_bytes"]` overrides it
+MAX_UPLOAD_BYTES = (MAX_UPLOAD_MB + 1) * 2**20   # just above the apps' limit; `tornado_settings["htc_dl_max_upload_bytes"]` overrides it
 
 def drop_file_bytes(ws_msg, limit=MAX_UPLOAD_BYTES, protocol=V1):
     "`ws_msg` with its binary buffers emptied if it is larger than `limit` bytes; returns (message, bytes dropped)."

@@ -1,19 +1,20 @@
 """The classifier app (htc_dl.apps) driven through its widgets with real files, good and bad, the way the browser
-sends them; and the default model that makes the Voila app work on its first launch."""
-import html, io, json, os, re
+sends them; the default model that makes the Voila app work on its first launch and answer real photos honestly;
+and the one upload limit."""
+import html, io, json, os, re, subprocess, sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from htc_dl.apps import (MAKE_MODEL, MAX_UPLOAD_MB, MODELS_ENV, classifier_app, ensure_default_model, models_root,
-                         read_upload)
+from htc_dl.apps import (MAKE_MODEL, MAX_UPLOAD_MB, MODELS_ENV, classifier_app, default_classifier, ensure_default_model,
+                         model_description, models_root, read_upload)
 from htc_dl.saving import SPEC_FILE, Classifier, build_model, load_classifier, save_classifier
 
 ROOT = Path(__file__).resolve().parent.parent
 VOCAB = ["Bombay", "pug", "samoyed"]
-PREDICTIONS = re.compile(r"most likely <b>(\w+)</b>.*?(\d+\.\d)%", re.S)
+PREDICTIONS = re.compile(r"most likely (\w+)</b>.*?(\d+\.\d)%", re.S)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def shown(app):
 def assert_predictions(app, name):
     text = shown(app)
     m = PREDICTIONS.search(text)
-    assert m and m.group(1) in VOCAB and f"{name}: most likely" in text, text
+    assert m and m.group(1) in VOCAB and f"{name}: <b>most likely" in text, text
     percentages = [float(p) for p in re.findall(r"(\d+\.\d)%", text)]
     assert len(percentages) == 3 and abs(sum(percentages) - 100) < 0.5, percentages
     assert app.preview.layout.display != "none" and app.preview.value[:8] == b"\x89PNG\r\n\x1a\n"
@@ -187,6 +188,17 @@ def test_without_a_model_the_app_says_how_to_make_one_and_does_not_raise(tmp_pat
     app = classifier_app(tmp_path/"no-model-here")
     assert "No model to classify with" in shown(app) and MAKE_MODEL in shown(app)
     assert app.button.disabled and app.upload.disabled
+    app.classify()
+    assert "still loading (or failed to load" in shown(app) and app.button.disabled
+
+
+def test_in_the_background_the_widgets_come_first_and_uploads_wait_for_the_model(saved_model):
+    app = classifier_app(saved_model, background=True)
+    assert app.upload.disabled or app.classifier is not None   # disabled until the model is there
+    app.loading.join(timeout=120)
+    assert not app.upload.disabled and "Bombay, pug, samoyed" in app.header.value
+    upload(app, "cat.jpg", photo())
+    assert_predictions(app, "cat.jpg")
 
 
 def test_a_fastai_learner_is_refused_with_a_hint():
@@ -204,12 +216,16 @@ def test_models_root_follows_the_environment_then_the_checkout(monkeypatch, tmp_
 def test_the_voila_notebook_only_builds_the_app_and_uses_the_default_model(saved_model, monkeypatch):
     cells = json.loads((ROOT/"nbs/apps/classifier.ipynb").read_text())["cells"]
     code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    assert "classifier_app()" in code and len([l for l in code.splitlines() if l and not l.startswith("#")]) == 2
+    assert "classifier_app(background=True)" in code and len([l for l in code.splitlines() if l and not l.startswith("#")]) == 2
+    real = save_classifier(load_classifier(saved_model).model, dict(load_classifier(saved_model).spec, notes=dict(photos="real")),
+                           saved_model.parent/"real_breeds")
     monkeypatch.setenv(MODELS_ENV, str(saved_model.parent))
-    monkeypatch.setattr("htc_dl.apps.DEFAULT_MODEL", saved_model.name)
+    monkeypatch.setattr("htc_dl.apps.DEFAULT_MODEL", real.name)
     namespace = {}
     exec(compile(code.rsplit("\n", 1)[0] + "\napp = " + code.rsplit("\n", 1)[1], "classifier.ipynb", "exec"), namespace)
-    assert type(namespace["app"]).__name__ == "VBox" and not namespace["app"].button.disabled
+    assert type(namespace["app"]).__name__ == "VBox"
+    namespace["app"].loading.join(timeout=120)   # the widgets showed at once; the model loaded behind them
+    assert not namespace["app"].button.disabled and "from real photos" in namespace["app"].header.value
     upload(namespace["app"], "cat.jpg", photo())
     assert_predictions(namespace["app"], "cat.jpg")
 
@@ -219,7 +235,9 @@ def test_the_default_model_is_trained_once_on_the_cleaned_breeds_and_saved_whole
     (tmp_path/"models"/".breeds_classifier.partial-x").mkdir(parents=True)   # a crash left this: it is not a model
     assert ensure_default_model(folder, size=64, epochs=1, freeze_epochs=1) == folder
     spec = json.loads((folder/SPEC_FILE).read_text())
-    assert spec["vocab"] == VOCAB and spec["size"] == [64, 64] and "mislabels removed" in spec["notes"]["trained_on"]
+    assert spec["vocab"] == VOCAB and spec["size"] == [64, 64] and "drawn pictures" in spec["notes"]["trained_on"]
+    assert spec["notes"]["photos"] == "drawn" and "mislabels removed" in spec["notes"]["trained_on"]
+    assert "knows 3 drawn breeds (Bombay, pug, samoyed): a demo of the pipeline, not of real photos" in model_description(load_classifier(folder))
     assert sorted(p.name for p in folder.iterdir()) == [SPEC_FILE, "weights.safetensors"]
     import htc_dl.pretrained
     monkeypatch.setattr(htc_dl.pretrained, "pretrained_learner", lambda *a, **k: pytest.fail("trained a second time"))
@@ -231,3 +249,96 @@ def test_the_default_model_is_trained_once_on_the_cleaned_breeds_and_saved_whole
     classifier = load_classifier(folder)
     right = sum(classifier.predict(Image.open(f), k=1)[0][0] == f.parent.name for f in clean)
     assert right / len(clean) >= 0.7, f"{right} of {len(clean)}"   # 3 breeds: chance is 1/3; tiny 64-pixel test model
+
+
+# ---------------------------------------------------------------- real photos, honestly
+
+def real_photo(name):
+    from skimage import data
+    buffer = io.BytesIO(); Image.fromarray(getattr(data, name)()).save(buffer, "JPEG", quality=90); return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def default_app(tmp_path_factory):
+    "The app as a fresh clone opens it offline: no breed model trained on real photos, so ImageNet's own head answers."
+    os.environ[MODELS_ENV] = str(tmp_path_factory.mktemp("no-models"))
+    try: yield classifier_app(journal=tmp_path_factory.mktemp("journal"))
+    finally: del os.environ[MODELS_ENV]
+
+
+def test_without_a_breed_model_trained_on_real_photos_the_default_is_imagenets_own_head(default_app):
+    header = html.unescape(default_app.header.value)
+    assert "EfficientNet-Lite0" in header and "names the 25 of the 37 Oxford-IIIT Pets breeds that ImageNet has" in header, header
+    assert "No breed model trained on real photos yet" in header and len(default_app.correct.options) == 37
+
+
+def test_the_cat_photo_gets_a_cat_answer_and_imagenets_top_classes_with_percentages(default_app):
+    text = upload(default_app, "chelsea.jpg", real_photo("chelsea"))
+    assert re.search(r"chelsea\.jpg: <b>a cat(:|;) ", text), text
+    assert re.search(r"ImageNet says '(tabby|tiger cat)' \d+%|Egyptian Mau \d+%", text), text
+    assert "ImageNet's likeliest classes" in text and len(re.findall(r"\d+\.\d%</td>", text)) == 3
+    assert default_app.preview.layout.display != "none"
+
+
+@pytest.mark.parametrize("name", ["coffee", "rocket", "astronaut", "camera"])
+def test_objects_and_people_are_not_a_cat_or_a_dog_and_the_page_shows_what_the_model_sees(default_app, name):
+    text = upload(default_app, f"{name}.jpg", real_photo(name))
+    m = re.search(r"this does not look like a cat or a dog \(the model sees: ([^<]+?) (\d+)%\)", text)
+    assert m, text
+    bars = re.findall(r"<b>([^<]+)</b></td><td[^>]*>(\d+\.\d)%", text)
+    assert bars[0][0] == m.group(1) and abs(float(bars[0][1]) - int(m.group(2))) <= 0.5, (bars, m.groups())
+    if name == "coffee": assert m.group(1) == "espresso" and int(m.group(2)) > 50, text
+
+
+def test_a_bad_file_still_gets_its_message_from_the_imagenet_app(default_app):
+    assert "notes.png is not an image" in upload(default_app, "notes.png", b"my notes, not a picture")
+    assert "chelsea.jpg: <b>a cat" in upload(default_app, "chelsea.jpg", real_photo("chelsea"))
+
+
+def test_a_saved_model_trained_on_drawn_breeds_is_never_the_default(saved_model, tmp_path, monkeypatch):
+    spec = dict(load_classifier(saved_model).spec, notes=dict(photos="drawn", trained_on="88 drawn pictures"))
+    save_classifier(load_classifier(saved_model).model, spec, tmp_path/"breeds_classifier")
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    assert type(default_classifier()).__name__ == "ImageNetPets"
+    drawn = classifier_app(tmp_path/"breeds_classifier")   # given explicitly, it is used, and labelled plainly
+    assert "knows 3 drawn breeds (Bombay, pug, samoyed): a demo of the pipeline, not of real photos" in html.unescape(drawn.header.value)
+
+
+def test_a_breed_model_trained_on_real_photos_is_the_default_and_says_what_it_learned_from(saved_model, tmp_path, monkeypatch):
+    notes = dict(photos="real", trained_on="96 real pictures from breed_folders_Bombay_pug_samoyed_real", validation_error="8.3%")
+    save_classifier(load_classifier(saved_model).model, dict(load_classifier(saved_model).spec, notes=notes), tmp_path/"breeds_classifier")
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    app = classifier_app()
+    header = html.unescape(app.header.value)
+    assert "knows 3 breeds (Bombay, pug, samoyed) from real photos. Trained on 96 real pictures" in header and "validation error 8.3%" in header
+
+
+def test_the_app_classifies_without_importing_fastai(tmp_path):
+    "A cold start must not pay for fastai: the ImageNet default and a saved timm breed model need only PyTorch and timm."
+    code = f"""
+import sys, io
+from PIL import Image
+from skimage import data
+from htc_dl.apps import classifier_app
+from htc_dl.saving import save_classifier, timm_classifier
+photo = io.BytesIO(); Image.fromarray(data.chelsea()).save(photo, "JPEG"); photo = photo.getvalue()
+def ask(app):
+    app.upload.set_state({{"value": [dict(name="c.jpg", type="", size=len(photo), content=memoryview(photo), last_modified=0)]}})
+    return app.result.value
+assert "a cat" in ask(classifier_app()), "imagenet"
+spec = dict(arch="timm/efficientnet_lite0", vocab=["Bombay", "pug", "samoyed"], size=[64, 64], resize="crop", notes=dict(photos="real"))
+save_classifier(timm_classifier("efficientnet_lite0", 3), spec, r"{tmp_path}/breeds_classifier")
+assert "most likely" in ask(classifier_app()), "saved timm model"
+print(sorted(m for m in sys.modules if m.split(".")[0] == "fastai"))
+"""
+    env = dict(os.environ, **{MODELS_ENV: str(tmp_path), "HTC_DL_OFFLINE": "1"})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_one_upload_limit_voila_and_the_server_follow_max_upload_mb():
+    from htc_dl.serving import MAX_UPLOAD_BYTES
+    tornado = json.loads((ROOT/"nbs/apps/voila.json").read_text())["Voila"]["tornado_settings"]
+    assert tornado["htc_dl_max_upload_bytes"] == MAX_UPLOAD_BYTES == (MAX_UPLOAD_MB + 1) * 2**20
+    assert tornado["websocket_max_message_size"] >= 2 * MAX_UPLOAD_BYTES   # a message over the limit still arrives, without its bytes

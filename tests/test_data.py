@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from htc_dl import data
+from htc_dl import data, offline
 
 def folder_digest(folder):
     "One hash over every file's relative name and bytes."
@@ -13,7 +13,7 @@ def folder_digest(folder):
         if f.is_file(): h.update(str(f.relative_to(folder)).encode()); h.update(f.read_bytes())
     return h.hexdigest()
 
-@pytest.mark.parametrize("writer", [data.write_pets, data.write_pascal, data.write_biwi, data.write_movielens])
+@pytest.mark.parametrize("writer", [offline.write_pets, offline.write_pascal, offline.write_biwi, offline.write_movielens])
 def test_generation_is_deterministic(writer, tmp_path):
     writer(tmp_path/"a", "small"); writer(tmp_path/"b", "small")
     assert folder_digest(tmp_path/"a") == folder_digest(tmp_path/"b")
@@ -98,3 +98,13 @@ def test_failed_generation_leaves_nothing_and_keeps_the_cache(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="disk full"): data.offline_path("pets", "small")
     assert sorted(p.name for p in (tmp_path/"offline").iterdir()) == ["movielens_small"]
     assert folder_digest(good) == before
+
+def test_offline_generators_stay_importable_from_htc_dl_data():
+    "Lessons import the generators' names from htc_dl.data; they live in htc_dl.offline."
+    for name in ("PET_BREEDS", "OFFLINE_SETS", "planted_mislabels", "planted_truth", "write_pets", "FOLDER_BREEDS", "MOVIELENS_SHAPES"):
+        assert getattr(data, name) is getattr(offline, name) and name in data.__all__
+
+
+def test_small_subsets_are_documented_for_every_real_set_with_an_offline_copy():
+    assert set(data.SMALL_SUBSETS) == set(data.OFFLINE_SETS)
+    assert data.SMALL_SUBSETS["pets"][1] == "12 breeds, 40 photos each"

@@ -89,7 +89,7 @@ def test_loader_uses_real_download_path_when_reachable(server, tmp_path, monkeyp
     monkeypatch.delenv("HTC_DL_OFFLINE")
     monkeypatch.setattr(data, "_network_failure", None)
     monkeypatch.setattr(data, "real_url", lambda name: (f"{url}/mnist_sample.tgz", archive_stats(archive)))
-    path = data.mnist_sample(source="online")
+    path = data.mnist_sample(source="online", size="full")   # full: the archive itself (small mode's subset: tests/test_online.py)
     assert path == tmp_path/"root/mnist_sample" and (path/"labels.csv").exists()
     assert "real data set" in capsys.readouterr().out
 

@@ -176,10 +176,11 @@ def test_a_failing_redraw_shows_the_problem_and_the_next_change_draws_again(app,
     def broken(*args, **kwargs): raise RuntimeError("the marble fell off the table")
     monkeypatch.setattr(landscape, "descend", broken)
     app.controls["steps"].value = 41                            # must not raise into the page
-    assert "Could not draw this: the marble fell off the table" in app.message.value
+    assert "Something went wrong (RuntimeError: the marble fell off the table). Move a slider to draw again." in app.message.value
+    assert "#b3261e" in app.message.value                       # the apps' shared red message
     monkeypatch.undo()
     app.controls["steps"].value = 42
-    assert "Could not draw" not in app.message.value and len(app.descent.losses) == 43
+    assert "Something went wrong" not in app.message.value and len(app.descent.losses) == 43
 
 
 @pytest.mark.parametrize("bad, message", [(dict(lr=5.0), "lr must be between 0.001 and 2.0 in the app"),
@@ -213,3 +214,21 @@ def test_the_voila_notebook_only_builds_and_shows_the_app():
     namespace = {}
     exec(code[0].replace("gradient_descent_app()", "shown = gradient_descent_app()"), namespace)
     assert namespace["shown"].landscape_image.value[:8] == PNG
+
+
+def test_only_the_landscape_on_show_is_drawn_at_start_and_each_is_drawn_once():
+    "A quicker first page: the other two landscapes are drawn the first time the learner picks them, then kept."
+    app = gradient_descent_app()
+    assert list(app.pictures.views) == ["bumpy"]
+    app.controls["landscape"].value = "bowl"
+    bowl_view = app.pictures.views["bowl"]
+    app.controls["landscape"].value = "bumpy"; app.controls["landscape"].value = "bowl"
+    assert sorted(app.pictures.views) == ["bowl", "bumpy"] and app.pictures.views["bowl"] is bowl_view
+
+
+def test_messages_use_the_shared_toolkit_colours_red_for_trouble_green_at_the_bottom():
+    from htc_dl.apps import MESSAGE_COLOURS
+    app = gradient_descent_app(landscape="bowl", lr=0.1, steps=60)
+    assert MESSAGE_COLOURS["ok"] in app.message.value and "Reached the bottom" in app.message.value
+    app.controls["lr"].value = 1.5
+    assert MESSAGE_COLOURS["error"] in app.message.value and "Diverged" in app.message.value

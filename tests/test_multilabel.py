@@ -98,7 +98,7 @@ def test_app_predictions_are_probabilities_for_each_validation_image_and_label(p
     (probs, targets, files, vocab), _, _ = predictions
     assert probs.shape == targets.shape == (12, len(vocab)) and len(files) == 12
     assert 0 <= probs.min() and probs.max() <= 1
-    assert set(targets.unique().tolist()) <= {0.0, 1.0} and (targets.sum(1) >= 1).all()
+    assert set(np.unique(targets).tolist()) <= {0.0, 1.0} and (targets.sum(1) >= 1).all()
     assert all(Path(f).exists() for f in files) and vocab == sorted(vocab)
     assert accuracy_at(probs, targets, 0.5) > 0.8   # a frozen ImageNet body and 60 training images already do well
 
@@ -113,6 +113,21 @@ def test_app_predictions_second_launch_reads_the_cache_fast_and_leaves_no_tempor
     assert time.perf_counter() - start < max(1.0, first / 3)
     torch.testing.assert_close(again, probs)
     assert list(cache.iterdir()) == saved
+
+
+def test_app_predictions_cache_lives_in_models_root_which_htc_dl_models_moves(predictions, tmp_path, monkeypatch):
+    "Without `cache_dir`, the cache is read from `htc_dl.data.models_root()`, the one folder of every app's models."
+    import shutil
+    from htc_dl.data import MODELS_ENV, models_root, pascal
+    (probs, *_), cache, first = predictions
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    assert models_root() == tmp_path
+    shutil.copy(next(cache.iterdir()), tmp_path)
+    start = time.perf_counter()
+    again, *_ = app_predictions(pascal(), max_train=60, max_valid=12)
+    assert time.perf_counter() - start < max(1.0, first / 3)   # read from the moved folder, not computed again
+    torch.testing.assert_close(again, probs)
+    assert [p.name for p in tmp_path.iterdir()] == [p.name for p in cache.iterdir()]
 
 
 def test_app_predictions_for_a_folder_without_train_csv_say_what_to_pass(tmp_path):
@@ -130,6 +145,7 @@ def test_threshold_slider_updates_summary_table_and_captions():
     assert "✗" not in app.captions[1].value and "<s>cat</s>" in app.captions[1].value   # image 1: cat missed at 0.65
     assert app.cells[1].layout.border.endswith("#b3261e") and app.cells[0].layout.border.endswith("transparent")
     assert app.table.value.count("<tr>") == 1 + len(VOCAB)
+    assert "<td style='padding:2px 8px'>cat</td>" in app.table.value                 # the apps' shared table, one row per label
 
 
 def test_wrongly_predicted_label_is_marked_with_a_cross():
@@ -142,7 +158,7 @@ def test_handler_error_shows_a_message_and_the_app_stays_usable(monkeypatch):
     def broken(*args, **kwargs): raise RuntimeError("table broke")
     monkeypatch.setattr(multilabel, "label_metrics", broken)
     app.slider.value = 0.3                      # must not raise
-    assert "table broke" in app.message.value
+    assert "Something went wrong (RuntimeError: table broke)" in app.message.value and "#b3261e" in app.message.value
     monkeypatch.undo()
     app.slider.value = 0.6
     assert app.message.value == "" and "accuracy_multi at 0.60" in app.summary.value
@@ -177,3 +193,22 @@ def test_body_features_keep_the_order_of_the_batches_and_refuse_an_empty_loader(
     with torch.no_grad(): torch.testing.assert_close(feats[2:4], body(batches[1][0]).flatten(1))
     with pytest.raises(ValueError, match="no batches"):
         body_features(body, [])
+
+
+def test_the_voila_app_reads_its_cache_and_draws_without_importing_pytorch(predictions):
+    "The threshold page must be up in seconds: on a cache hit it reads the probabilities with NumPy and never imports torch."
+    import json, subprocess, sys
+    (probs, *_), cache, _ = predictions
+    code = f"""
+import sys, json
+from htc_dl.data import pascal
+from htc_dl.multilabel import app_predictions, threshold_app
+probs, targets, files, vocab = app_predictions(pascal(), max_train=60, max_valid=12, cache_dir={str(cache)!r})
+app = threshold_app(probs, targets, files, vocab)
+print(json.dumps(dict(torch="torch" in sys.modules, kind=type(probs).__name__, summary=app.summary.value, cells=len(app.cells))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["torch"] is False and found["kind"] == "ndarray" and found["cells"] == 12
+    targets = predictions[0][1]
+    assert f"accuracy_multi at 0.50: {accuracy_at(probs, targets, 0.5):.3f}" in found["summary"]   # the same numbers as in this process

@@ -43,3 +43,11 @@ def test_every_notebook_the_readme_names_exists():
     assert len(named) >= 8, named
     missing = sorted(n for n in named if not (ROOT/n).exists())
     assert not missing, f"README names notebooks that do not exist: {missing}"
+
+
+def test_the_readme_lists_every_lesson_and_support_notebook():
+    named = set(re.findall(r"`(nbs/[\w/.-]+\.ipynb)`", README))
+    for folder in ("lessons", "core"):
+        missing = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT/"nbs"/folder).glob("*.ipynb")
+                         if p.relative_to(ROOT).as_posix() not in named)
+        assert not missing, f"README's tables leave out {missing}"

@@ -184,3 +184,42 @@ def test_a_damaged_or_foreign_model_file_is_trained_again(trained, tmp_path, cap
     assert load_recommender(file, _data_fingerprint(path))[1] == "loaded"
     assert load_recommender(file, "12:abc")[1] == "it was trained on other data"
     assert sorted(p.name for p in tmp_path.iterdir()) == [file.name]
+
+
+# ---------------------------------------------------------------- the Voila app's start
+
+def test_the_voila_app_reads_the_saved_weights_without_importing_pytorch(trained):
+    "The app page must be up in seconds: it reads the safetensors file as NumPy arrays and never imports torch."
+    import json, subprocess, sys
+    code = f"""
+import sys, json
+from htc_dl.recommender import app_recommender, recommender_app
+weights, ratings = app_recommender(source="offline", size="small", folder={str(trained['folder'])!r})
+app = recommender_app(weights, ratings)
+print(json.dumps(dict(torch="torch" in sys.modules, rows=app.recommendations.value.count("<tr>"), html=app.recommendations.value)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["torch"] is False and found["rows"] == 11
+    assert found["html"] == recommender_app(trained["model"], trained["ratings"]).recommendations.value   # the same top 10
+
+
+def test_weights_read_without_pytorch_equal_the_models_and_a_foreign_file_is_refused(trained):
+    from htc_dl.recommender import load_recommender_weights
+    file = trained["folder"]/"recommender_movielens_small.safetensors"
+    fingerprint = _data_fingerprint(movielens(source="offline", size="small"))
+    weights, reason = load_recommender_weights(file, fingerprint)
+    assert reason == "loaded"
+    for k, v in collab_weights(trained["model"]).items():
+        if k == "y_range": assert weights[k] == tuple(v)
+        else: np.testing.assert_allclose(weights[k], v, rtol=1e-6)
+    assert load_recommender_weights(file, "12:abc") == (None, "it was trained on other data")
+    assert load_recommender_weights(file.with_name("missing.safetensors"), fingerprint) == (None, "no saved model yet")
+
+
+def test_titles_are_escaped_in_the_table_and_messages_use_the_shared_toolkit():
+    from htc_dl.apps import message_html
+    from htc_dl.recommender import movies_table
+    table = movies_table([[1, "<script>alert(1)</script> & Co", "4.50", 12]])
+    assert "<script>" not in table and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in table and table.count("<tr>") == 2
+    assert message_html("x").startswith("<p style='color:#b3261e")

@@ -143,3 +143,16 @@ def test_a_classifier_made_by_hand_predicts_every_label_once(learner):
     predictions = classifier.predict(Image.new("RGB", (40, 30), (10, 200, 30)))
     assert sorted(label for label, _ in predictions) == ["a", "b", "c"]
     assert predictions == sorted(predictions, key=lambda lp: -lp[1])
+
+
+def test_a_timm_model_is_rebuilt_without_fastai_under_fastais_names_and_gives_its_outputs():
+    from fastai.vision.learner import create_timm_model
+    from htc_dl.saving import timm_classifier
+    theirs = create_timm_model("efficientnet_lite0", 5, pretrained=False)[0].eval()
+    ours = timm_classifier("efficientnet_lite0", 5).eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(theirs.state_dict())   # strict: every name matches
+    x = torch.randn(3, 3, 96, 80)
+    with torch.no_grad(): torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)
+    spec = dict(arch="timm/efficientnet_lite0", vocab=list("abcde"), size=[64, 64], resize="squish")
+    assert type(build_model(spec)[1][0]).__name__ == "ConcatPool"

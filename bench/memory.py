@@ -1,0 +1,154 @@
+"""Peak resident memory of the kernel process itself, for every lesson/support notebook and every app notebook, in
+small mode, offline and (when a simulated-online server is given) online.
+
+What is measured: the RSS of the kernel's own process (psutil, sampled every 0.1 s, plus the kernel's own
+`ru_maxrss` read at the end), never a sum over DataLoader workers, which share most of their pages with the
+kernel and would be counted twice. That is the figure Binder's ~2 GB limit applies to, and the one
+`/usr/bin/time -f %M jupyter nbconvert --execute` reports (the largest process). The limit checked is 1.5 GB.
+
+Run alone:
+    .venv/bin/python bench/memory.py [--modes offline,online] [--only 05,06a] [--per-cell] [--url-base URL]
+`online` needs the simulated-online server (tests/online/serve.py); without `--url-base` it starts one itself on a
+free port, building (or reusing) the archives in `test-output/online-archives`.
+"""
+import argparse, os, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+
+import nbformat, psutil
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT_MIB = 1536
+APPS = ROOT/"nbs"/"apps"
+
+
+class KernelPeak:
+    "Sample one process's RSS every `every` seconds; `peak` is the largest seen, `cell_peaks` the largest per cell."
+    def __init__(self, pid, every=0.1):
+        self.proc, self.every, self.peak, self.current_cell = psutil.Process(pid), every, 0, None
+        self.cell_peaks, self._stop = {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self):
+        try: rss = self.proc.memory_info().rss
+        except psutil.Error: return
+        self.peak = max(self.peak, rss)
+        if self.current_cell is not None: self.cell_peaks[self.current_cell] = max(self.cell_peaks.get(self.current_cell, 0), rss)
+
+    def _run(self):
+        while not self._stop.is_set(): self.sample(); self._stop.wait(self.every)
+
+    def __enter__(self): self._thread.start(); return self
+    def __exit__(self, *exc): self._stop.set(); self._thread.join(); self.sample()
+
+
+def _skip(cell):
+    if cell.cell_type != "code": return True
+    flags = {l.strip()[2:].strip() for l in cell.source.splitlines() if l.strip().startswith("#|")}
+    return "eval: false" in flags or "notest" in flags
+
+
+def measure(path, env=None, timeout=900):
+    "Execute notebook `path` in a fresh kernel with `env`; returns dict(status, peak_mib, maxrss_mib, wall_s, cells, error)."
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    saved = dict(os.environ)
+    os.environ.update({"HTC_DL_SMALL": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    os.environ.update(env or {})
+    res = dict(notebook=str(path.relative_to(ROOT)), status="ok", error="")
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    t0 = time.monotonic()
+    try:
+        with client.setup_kernel():
+            client.wait_for_reply(client.kc.kernel_info())
+            pid = getattr(client.km.provisioner, "pid", None) or client.km.provisioner.process.pid
+            with KernelPeak(pid) as mem:
+                for index, cell in enumerate(nb.cells):
+                    if _skip(cell): continue
+                    mem.current_cell = index
+                    try: client.execute_cell(cell, index)
+                    except CellExecutionError as e:
+                        res.update(status="error", error=f"cell {index}: {getattr(e, 'ename', '')}: {str(getattr(e, 'evalue', ''))[:200]}"); break
+                    except DeadKernelError as e:
+                        res.update(status="dead", error=f"cell {index}: kernel died ({e})"[:300]); break
+                if res["status"] != "dead":
+                    probe = nbformat.v4.new_code_cell("import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                    nb.cells.append(probe); mem.current_cell = None
+                    try:
+                        client.execute_cell(probe, len(nb.cells) - 1)
+                        res["maxrss_mib"] = round(int(probe.outputs[0]["text"].split()[-1]) / 1024)
+                    except Exception: pass
+        res["peak_mib"] = round(max(mem.peak / 2**20, res.get("maxrss_mib", 0)))
+        res["cells"] = {i: round(v / 2**20) for i, v in mem.cell_peaks.items()}
+    finally:
+        os.environ.clear(); os.environ.update(saved)
+    res["wall_s"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+def notebooks():
+    "Every lesson and support notebook, then every app notebook (gallery included), in the order CI runs them."
+    return sorted((ROOT/"nbs").glob("core/*.ipynb")) + sorted((ROOT/"nbs").glob("lessons/*.ipynb")) + sorted(APPS.glob("*.ipynb"))
+
+
+def start_online_server(port=None):
+    "Start tests/online/serve.py (building or reusing its archives); returns (process, base URL)."
+    sys.path.insert(0, str(ROOT/"tests"/"online"))
+    import serve
+    port = port or serve.free_port()
+    archives = ROOT/"test-output"/"online-archives"
+    proc = subprocess.Popen([sys.executable, str(ROOT/"tests"/"online"/"serve.py"), "--build", str(archives), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/"
+    serve.wait_until_serving(base, proc, timeout=1800)
+    return proc, base
+
+
+def table(rows, modes):
+    "The markdown table: one row per notebook, one peak column per mode, and whether it is within the limit."
+    head = "| notebook | " + " | ".join(f"peak MiB ({m})" for m in modes) + " | time s (" + modes[0] + ") | within 1.5 GB |"
+    lines = [head, "|" + "---|" * (len(modes) + 3)]
+    for name, by_mode in rows.items():
+        cells = []
+        for m in modes:
+            r = by_mode.get(m)
+            cells.append("-" if r is None else f"{r['peak_mib']:,}" + ("" if r["status"] == "ok" else f" ({r['status']}: {r['error'][:60]})"))
+        ok = all(r and r["status"] == "ok" and r["peak_mib"] <= LIMIT_MIB for r in by_mode.values())
+        first = by_mode.get(modes[0])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {first['wall_s'] if first else '-'} | {'yes' if ok else '**no**'} |")
+    return "\n".join(lines)
+
+
+def run(modes=("offline", "online"), only=None, url_base=None, per_cell=False, echo=print) -> str:
+    "Measure every notebook in each mode and return the markdown section."
+    paths = [p for p in notebooks() if not only or any(p.stem.startswith(o) for o in only)]
+    server = None
+    if "online" in modes and not url_base: server, url_base = start_online_server()
+    rows = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="htc_dl-bench-memory-") as tmp:
+            envs = {"offline": dict(HTC_DL_OFFLINE="1", HTC_DL_DATA=f"{tmp}/offline", HTC_DL_MODELS=f"{tmp}/offline-models"),
+                    "online": dict(HTC_DL_OFFLINE="0", HTC_DL_URL_BASE=url_base or "", HTC_DL_DATA=f"{tmp}/online",
+                                   HTC_DL_MODELS=f"{tmp}/online-models")}
+            for p in paths:
+                name = str(p.relative_to(ROOT/"nbs"))
+                for m in modes:
+                    r = measure(p, envs[m])
+                    rows.setdefault(name, {})[m] = r
+                    echo(f"{name:40} {m:8} {r['peak_mib']:6,} MiB  {r['wall_s']:6.1f} s  {r['status']} {r['error']}")
+                    if per_cell: echo("   per cell (index: MiB): " + ", ".join(f"{i}: {v}" for i, v in r["cells"].items()))
+    finally:
+        if server: server.terminate(); server.wait(10)
+    load = os.getloadavg()
+    return ("## Peak memory of each kernel (small mode)\n\nResident memory of the kernel process itself (psutil every 0.1 s "
+            "and its own ru_maxrss), not summed over DataLoader workers. Limit: 1.5 GB (Binder gives about 2 GB in all). "
+            f"Load average at the end: {load[0]:.2f}.\n\n" + table(rows, list(modes)) + "\n")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--modes", default="offline,online"); ap.add_argument("--only"); ap.add_argument("--url-base")
+    ap.add_argument("--per-cell", action="store_true")
+    a = ap.parse_args()
+    print(run(tuple(a.modes.split(",")), a.only.split(",") if a.only else None, a.url_base, a.per_cell))
