@@ -151,6 +151,18 @@ def header_md(run):
     return "\n".join(lines)
 
 
+MARKDOWN_SECTIONS = {"memory": "Peak memory of each kernel", "classifier_cold_start": "Classifier app cold start",
+                     "deploy": "Deployment: one export, every runtime", "latent": "Latent spaces (lesson 6e)",
+                     "vision": "Vision beyond classification (lesson 6f)"}
+
+
+def markdown_section(name, result):
+    "A section whose script wrote its own Markdown (bench/<name>.py run()), under a numbered heading."
+    title = f"## {MARKDOWN_SECTIONS[name]} (`bench/{name}.py`)"
+    if not result: return f"{title}\n\nnot run"
+    return f"{title}\n\n" + (result.get("markdown") or result.get("error", "not run"))
+
+
 def render(run):
     "RESULTS.md from a run's record (`test-output/bench/run.json`)."
     sec = run["sections"]
@@ -159,4 +171,5 @@ def render(run):
     parts.append(notebooks_md(nb_rows) if nb_rows else "## 1. Course run time\n\nnot run (BENCH_SECTIONS)")
     parts.append(quality_md(nb_rows) if nb_rows else "## 2. Quality\n\nnot run (BENCH_SECTIONS)")
     parts += [apps_md(sec["apps"], sec["voila"]), imports_md(sec["imports"]), precision_md(sec["precision"], run["cuda"])]
+    parts += [markdown_section(name, sec.get(name)) for name in MARKDOWN_SECTIONS]
     return "\n\n".join(parts) + "\n"

@@ -25,7 +25,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 RAW = ROOT / "test-output" / "bench"
-SECTIONS = ["notebooks", "imports", "apps", "voila", "precision"]
+SECTIONS = ["notebooks", "imports", "apps", "voila", "precision", "memory", "classifier_cold_start", "deploy", "latent", "vision"]
+MARKDOWN_SECTIONS = {"memory": 1800, "classifier_cold_start": 300, "deploy": 900, "latent": 900, "vision": 900}   # run() -> Markdown; most seconds each
 
 
 def env_int(name, default): return int(os.environ.get(name) or default)
@@ -60,6 +61,21 @@ def run_script(name, timeout, *args):
         tail = [l for l in p.stderr.strip().splitlines() if "Warning" not in l][-3:]
         return {"error": f"exit {p.returncode}: " + " / ".join(tail)[:400]}
     return {"result": json.loads(out.read_text()), "seconds": time.monotonic() - t}
+
+
+MARKER = "<<<bench-markdown>>>"
+
+
+def run_markdown(name, timeout):
+    "`bench/<name>.py`'s run() in a fresh interpreter: {'markdown': its table} or {'error': ...}."
+    code = f"import sys; sys.path.insert(0, {str(BENCH)!r}); import {name}; text = {name}.run(); print({MARKER!r}); print(text)"
+    t = time.monotonic()
+    try: p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=timeout, capture_output=True, text=True)
+    except subprocess.TimeoutExpired: return {"error": f"timed out after {timeout:.0f} s"}
+    if MARKER not in p.stdout:
+        tail = [l for l in p.stderr.strip().splitlines() if "Warning" not in l][-3:]
+        return {"error": f"exit {p.returncode}: " + " / ".join(tail)[:400]}
+    return {"markdown": p.stdout.split(MARKER, 1)[1].strip(), "seconds": time.monotonic() - t}
 
 
 # ------------------------------------------------------------------ notebooks
@@ -184,6 +200,9 @@ def main():
     precision_s = left(300)
     sec["precision"] = (run_script("precision", precision_s + 30, "--budget", str(precision_s))
                         if "precision" in chosen else skipped)
+    for name, cap in MARKDOWN_SECTIONS.items():
+        print(f"-- {name}", flush=True)
+        sec[name] = run_markdown(name, cap) if name in chosen else skipped
     clock.stop()
     run.update(elapsed_s=clock.elapsed(), loads=clock.loads)
 
