@@ -203,7 +203,7 @@ def band_dls(path, bands=BANDS, bs=32, seed=42):
     if unknown: raise ValueError(f"unknown bands {unknown}; the tiles have {', '.join(BANDS)}.")
     index = [BANDS.index(b) for b in bands]
     df = pd.read_csv(Path(path)/"train.csv")
-    load = lambda name: TensorImage(torch.from_numpy(np.load(Path(path)/"train-npy"/f"{name}.npy")[index]).float() / 255)
+    load = lambda name: TensorImage(torch.from_numpy(np.load(Path(path)/"train-npy"/f"{name}.npy", allow_pickle=False)[index]).float() / 255)
     stack = torch.stack([load(n) for n in df.image_name[:200]])
     block = DataBlock(blocks=(TransformBlock(type_tfms=load), CategoryBlock), get_x=ColReader("image_name"), get_y=ColReader("tags"),
                       splitter=RandomSplitter(0.2, seed=seed),
