@@ -10,13 +10,13 @@ __all__ = ['CAMVID_CODES', 'DRAWN_CLASSES', 'CAMVID_COUNTS', 'CAMVID_SIZE', 'BAN
            'write_band_tiles', 'band_tiles', 'adapt_first_conv', 'band_dls', 'band_learner', 'fine_tune_pets']
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #d3e6c5c2
-import csv, os, shutil, tempfile, time
+import csv, time
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from PIL import Image, ImageDraw, ImageFilter
-from .data import check_size, data_root, download_real
+from .data import check_size, data_root, download_real, _write_atomically   # all or nothing, first finished copy kept
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #068cfe99
 CAMVID_CODES = ("Animal", "Archway", "Bicyclist", "Bridge", "Building", "Car", "CartLuggagePram", "Child", "Column_Pole",
@@ -88,18 +88,6 @@ def write_camvid_tiny(dest, size, seed=5):
         img.save(dest/"images"/f"{name}.png"); mask.save(dest/"labels"/f"{name}_P.png")
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #d4e05071
-def _write_folder_atomically(dest, write):
-    "Call `write(folder)` on a temporary folder beside `dest`, then rename it to `dest`; nothing is left if it fails."
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.partial-"))
-    try:
-        write(tmp/"out")
-        try: os.replace(tmp/"out", dest)
-        except OSError:
-            if not dest.is_dir(): raise   # another process finished first: keep theirs
-    finally: shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
 def camvid_tiny(source="auto", size=None):
     "Street scenes in CAMVID_TINY's layout: `codes.txt`, `images/<name>.png`, `labels/<name>_P.png`."
     if source not in ("auto", "online", "offline"): raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
@@ -113,7 +101,7 @@ def camvid_tiny(source="auto", size=None):
             if source == "online": raise ConnectionError(f"could not get the real camvid_tiny: {e}. Check the network, or use source='offline'.") from e
             reason = f"no network: {e}"
     path = data_root()/"offline"/f"camvid_tiny_{size}"
-    if not path.exists(): _write_folder_atomically(path, lambda out: write_camvid_tiny(out, size))
+    if not path.exists(): _write_atomically(path, lambda out: write_camvid_tiny(out, size))
     print(f"camvid_tiny: offline copy (drawn street scenes with exact masks, {size}) at {path} [{reason}]")
     return path
 
@@ -179,7 +167,7 @@ def band_tiles(size=None):
     "Drawn 4-band field tiles in a Planet-like layout under `data_root()/offline`, written on first use."
     size = check_size(size)
     path = data_root()/"offline"/f"band_tiles_{size}"
-    if not path.exists(): _write_folder_atomically(path, lambda out: write_band_tiles(out, size))
+    if not path.exists(): _write_atomically(path, lambda out: write_band_tiles(out, size))
     print(f"band_tiles: drawn 4-band tiles ({size}) at {path}")
     return path
 
