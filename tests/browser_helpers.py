@@ -19,6 +19,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 WIDGET = ".jupyter-widgets.widget-box, .jupyter-widgets.widget-inline-hbox, .widget-upload, .widget-slider, .widget-button"
 
 
+def require_chromium():
+    "playwright's `sync_playwright`, after failing the calling test module with the fix if Debian's chromium is missing."
+    import pytest
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)", pytrace=False)
+    return pytest.importorskip("playwright.sync_api").sync_playwright
+
+
 def app_names(apps_dir=APPS_DIR):
     "The apps Voila serves: every notebook in `apps_dir` except the gallery (index)."
     return sorted(p.stem for p in Path(apps_dir).glob("*.ipynb") if p.stem != "index")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_helpers import (CHROMIUM, ROOT, VoilaServer, app_names, launch_chromium, load_scaled_budget, open_app,
+from browser_helpers import (require_chromium, ROOT, VoilaServer, app_names, launch_chromium, load_scaled_budget, open_app,
                              page_streamed_s, press_slider, screenshot, slider_readout, widget_screenshot, track_websockets, upload,
                              voila_settings, wait_for_change, wait_for_text)
 
@@ -20,9 +20,7 @@ APPS = app_names()
 RENDER_BUDGET_S = float(os.environ.get("HTC_DL_RENDER_BUDGET_S", "2.0"))   # preheated first render, once the server is up
 TIMINGS = {"first_render_s": {}, "page_streamed_s": {}, "response_s": {}, "cold": {}, "server": {}, "load_average": []}
 
-if not Path(CHROMIUM).exists():
-    pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)", pytrace=False)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+sync_playwright = require_chromium()
 
 
 # ---------------------------------------------------------------- fixtures

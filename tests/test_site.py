@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import CHROMIUM, ROOT, launch_chromium
+from browser_helpers import ROOT, launch_chromium, require_chromium
 
 SITE = ROOT/"build"/"site"/"html"
 DOC_HOST = "https://htc-education.github.io/htc_dl/"
@@ -50,8 +50,7 @@ def site():
 
 @pytest.fixture(scope="module")
 def page(site):
-    if not Path(CHROMIUM).exists(): pytest.fail(f"{CHROMIUM} is missing: run `make browser`", pytrace=False)
-    from playwright.sync_api import sync_playwright
+    sync_playwright = require_chromium()
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_helpers import CHROMIUM, free_port, launch_chromium, load_scaled_budget, screenshot
+from browser_helpers import require_chromium, free_port, launch_chromium, load_scaled_budget, screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBAPP = ROOT/"webapp"
@@ -18,9 +18,7 @@ WEBAPP = ROOT/"webapp"
 READY_BUDGET_MS = float(os.environ.get("HTC_DL_WEBAPP_READY_MS", "10000"))
 CLASSIFY_BUDGET_MS = float(os.environ.get("HTC_DL_WEBAPP_CLASSIFY_MS", "500"))
 
-if not Path(CHROMIUM).exists():
-    pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)", pytrace=False)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+sync_playwright = require_chromium()
 
 
 @pytest.fixture(scope="module")
