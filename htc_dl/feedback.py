@@ -78,7 +78,8 @@ def record_correction(content, name, answer, label, labels, folder=None, max_mb=
         if used + len(payload) > max_mb * 2**20:
             raise FeedbackError(f"the feedback journal is full ({used/2**20:.1f} MB of {max_mb} MB, {len(record_files(folder))} corrections in "
                                 f"{folder}): this one was not recorded. Retrain with the corrections (lesson 3), then move them out of the folder.")
-        dest = folder/f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}-{uuid.uuid4().hex[:6]}-{safe}{RECORD_SUFFIX}"
+        now = time.time_ns()   # one clock reading: names sort in the order the records were written
+        dest = folder/f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now // 10**9))}-{now % 10**9:09d}-{uuid.uuid4().hex[:6]}-{safe}{RECORD_SUFFIX}"
         return write_file_atomically(dest, lambda tmp: tmp.write_bytes(payload))
 
 # %% ../nbs/core/03_feedback.ipynb #82fa6abb
