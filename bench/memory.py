@@ -49,12 +49,18 @@ def _skip(cell):
     return "eval: false" in flags or "notest" in flags
 
 
+def binder_exports(start=ROOT/"binder"/"start"):
+    "The environment variables binder/start exports (Binder runs it before Jupyter, so every kernel there has them)."
+    return dict(line[len("export "):].split("=", 1) for line in start.read_text().splitlines() if line.startswith("export "))
+
+
 def measure(path, env=None, timeout=900):
     "Execute notebook `path` in a fresh kernel with `env`; returns dict(status, peak_mib, maxrss_mib, wall_s, cells, error)."
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     saved = dict(os.environ)
     os.environ.update({"HTC_DL_SMALL": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    os.environ.update(binder_exports())   # measure the kernel as Binder runs it
     os.environ.update(env or {})
     res = dict(notebook=str(path.relative_to(ROOT)), status="ok", error="")
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
@@ -142,7 +148,8 @@ def run(modes=("offline", "online"), only=None, url_base=None, per_cell=False, e
         if server: server.terminate(); server.wait(10)
     load = os.getloadavg()
     return ("## Peak memory of each kernel (small mode)\n\nResident memory of the kernel process itself (psutil every 0.1 s "
-            "and its own ru_maxrss), not summed over DataLoader workers. Limit: 1.5 GB (Binder gives about 2 GB in all). "
+            "and its own ru_maxrss), not summed over DataLoader workers, with binder/start's environment "
+            f"({', '.join(f'{k}={v}' for k, v in binder_exports().items())}), as on Binder. Limit: 1.5 GB (Binder gives about 2 GB in all). "
             f"Load average at the end: {load[0]:.2f}.\n\n" + table(rows, list(modes)) + "\n")
 
 

@@ -155,3 +155,15 @@ def test_settings_ini_agrees_with_pyproject_on_every_shared_key():
         assert ini[key] == nbdev[key], key
     for key in ["recursive", "clean_ids", "clear_all", "put_version_in_init", "jupyter_hooks"]:
         assert ini.getboolean(key) == nbdev[key], key
+
+
+def test_binder_start_exports_the_malloc_setting_bench_measures_with_and_hands_over_to_jupyter():
+    import subprocess, sys
+    start = ROOT/"binder"/"start"
+    assert os.access(start, os.X_OK), "binder/start must be executable: Binder runs it"
+    out = subprocess.run([str(start), sys.executable, "-c", "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "65536"
+    sys.path.insert(0, str(ROOT/"bench"))
+    import memory
+    assert memory.binder_exports() == {"MALLOC_MMAP_THRESHOLD_": "65536"}
