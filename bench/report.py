@@ -153,7 +153,8 @@ def header_md(run):
 
 MARKDOWN_SECTIONS = {"memory": "Peak memory of each kernel", "classifier_cold_start": "Classifier app cold start",
                      "deploy": "Deployment: one export, every runtime", "latent": "Latent spaces (lesson 6e)",
-                     "vision": "Vision beyond classification (lesson 6f)"}
+                     "vision": "Vision beyond classification (lesson 6f)",
+                     "attacks": "Adversarial examples (lesson 4b)"}
 
 
 def markdown_section(name, result):

@@ -25,8 +25,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 RAW = ROOT / "test-output" / "bench"
-SECTIONS = ["notebooks", "imports", "apps", "voila", "precision", "memory", "classifier_cold_start", "deploy", "latent", "vision"]
-MARKDOWN_SECTIONS = {"memory": 1800, "classifier_cold_start": 300, "deploy": 900, "latent": 900, "vision": 900}   # run() -> Markdown; most seconds each
+SECTIONS = ["notebooks", "imports", "apps", "voila", "precision", "memory", "classifier_cold_start", "deploy", "latent", "vision", "attacks"]
+MARKDOWN_SECTIONS = {"memory": 1800, "classifier_cold_start": 300, "deploy": 900, "latent": 900, "vision": 900, "attacks": 900}   # run() -> Markdown; most seconds each
 
 
 def env_int(name, default): return int(os.environ.get(name) or default)

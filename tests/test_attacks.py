@@ -1,0 +1,120 @@
+"Lesson 4b's attacks outside the lesson: the Fool the classifier app driven through its widgets on real photos, real and broken uploads, and the attacks' guarantees."
+import html, io, os, re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from htc_dl.apps import MAX_UPLOAD_MB
+from htc_dl.attacks import APP_PGD_STEPS, PixelModel, attack_photo, fgsm, fool_app, pgd, photo_pixels, top1
+from htc_dl.deploy import real_photos
+
+
+@pytest.fixture(scope="module")
+def model(one_torch_thread):
+    from htc_dl.pretrained import imagenet_model, imagenet_labels
+    return PixelModel(imagenet_model()), imagenet_labels()
+
+
+@pytest.fixture(scope="module")
+def app(model):
+    return fool_app(*model)
+
+
+def jpeg(array, quality=90):
+    buf = io.BytesIO(); Image.fromarray(array).save(buf, format="JPEG", quality=quality); return buf.getvalue()
+
+
+def upload(app, name, content, size=None):
+    "Hand the upload widget a file as the browser does (ipywidgets 8 deserialises it); the app reacts at once."
+    app.upload.set_state({"value": [dict(name=name, type="", size=len(content) if size is None else size,
+                                         content=memoryview(content), last_modified=1_700_000_000_000)]})
+
+
+def top_label(widget):
+    "The first label in a top-3 table."
+    return html.unescape(re.search(r"<td><b>(.*?)</b>", widget.value).group(1))
+
+
+def reset(app):
+    app.method.value, app.target.value, app.eps.value, app.photo.value = "FGSM", "any other class", 2, "chelsea"
+
+
+def test_the_cat_is_a_cat_and_fgsm_at_two_grey_levels_changes_its_answer_in_under_a_second(app):
+    reset(app)
+    app.eps.value = 1; app.eps.value = 2
+    assert top_label(app.before) in ("tabby", "tiger cat", "Egyptian cat"), app.before.value
+    assert top_label(app.after) != top_label(app.before) and "Fooled" in app.verdict.value, app.verdict.value
+    assert app.timings[-1] < 1.0, app.timings
+    assert float(app.last["perturbation"].abs().max()) * 255 == pytest.approx(2, abs=1e-4)
+    assert all(im.value[:8] == b"\x89PNG\r\n\x1a\n" for im in app.images)
+
+
+def test_epsilon_zero_leaves_the_photo_unchanged_and_says_so(app):
+    reset(app)
+    app.eps.value = 0
+    assert top_label(app.after) == top_label(app.before) and "unchanged" in app.verdict.value
+    reset(app)
+
+
+def test_targeted_pgd_makes_the_cat_a_toaster_and_fills_the_progress_bar(app):
+    reset(app)
+    app.target.value = "toaster"; app.method.value = "PGD"; app.eps.value = 4
+    assert top_label(app.after) == "toaster", app.after.value
+    assert app.progress.value == APP_PGD_STEPS and app.progress.max == APP_PGD_STEPS
+    assert float(app.last["perturbation"].abs().max()) <= 4 / 255 + 1e-6
+    reset(app)
+
+
+def test_a_real_photo_upload_is_attacked(app):
+    reset(app)
+    upload(app, "coffee.jpg", jpeg(real_photos(["coffee"])["coffee"]))
+    assert app.photo.value == "your upload: coffee.jpg" and app.message.value == ""
+    assert top_label(app.before) in ("espresso", "cup", "coffee mug"), app.before.value
+    assert "Fooled" in app.verdict.value
+    reset(app)
+
+
+BAD_FILES = {
+    "notes.png": (lambda: b"These are my notes, not a picture.\n" * 20, r"notes\.png is not an image this app can read"),
+    "cut-off.jpg": (lambda: jpeg(real_photos(["chelsea"])["chelsea"])[:20_000], r"cut-off\.jpg (starts like a JPEG but )?is truncated or corrupt"),
+    "60-megapixels.png": (lambda: (lambda b: (Image.new("RGB", (10_000, 6_000), (200, 150, 90)).save(b, format="PNG", compress_level=1), b.getvalue())[1])(io.BytesIO()),
+                          r"60-megapixels\.png is 10000x6000 pixels \(60 megapixels\); the limit is 40"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_upload_shows_a_clear_message_and_the_app_keeps_working(app, name):
+    reset(app)
+    make, expected = BAD_FILES[name]
+    before = app.before.value
+    upload(app, name, make())
+    message = html.unescape(app.message.value)
+    assert re.search(expected, message), message
+    assert "still shows chelsea" in message and app.photo.value == "chelsea" and app.before.value == before
+    app.eps.value = 3                                   # the next move still attacks
+    assert "Fooled" in app.verdict.value and app.message.value == ""
+
+
+def test_upload_over_the_size_limit_is_refused_by_its_reported_size(app):
+    reset(app)
+    upload(app, "huge.jpg", b"", size=(MAX_UPLOAD_MB + 1) * 2**20)
+    assert f"the limit is {MAX_UPLOAD_MB} MB" in html.unescape(app.message.value)
+    assert app.photo.value == "chelsea"
+
+
+def test_fgsm_and_pgd_stay_within_epsilon_on_whole_grey_levels(model):
+    net, _ = model
+    x = torch.stack([photo_pixels(real_photos(["rocket"])["rocket"])])
+    label = top1(net, x)
+    for attack in (fgsm, pgd):
+        adv = attack(net, x, 3 / 255, label)
+        assert (adv - x).abs().max() * 255 <= 3 + 1e-4 and (adv * 255 - (adv * 255).round()).abs().max() < 1e-3   # a savable picture
+        assert 0 <= adv.min() and adv.max() <= 1
+
+
+def test_unknown_method_is_an_error_that_names_the_choices(model):
+    net, labels = model
+    with pytest.raises(ValueError, match="FGSM"):
+        attack_photo(net, photo_pixels(real_photos(["coffee"])["coffee"]), labels, 1, method="magic")
