@@ -10,6 +10,7 @@
    lessons in course order, then the apps, the support notebooks and the API.
 3. Build the HTML with Jupyter Book, executing nothing, into OUT/html.
 4. Beside each notebook page `x.html`, write `x.html.md`: the page as Markdown (the form nbdev's `Docs:` links name).
+5. Copy MathJax (npm, docs/package-lock.json) into the site, so formulas render without a request to a CDN.
 """
 import json, re, shutil, subprocess, sys
 from pathlib import Path
@@ -139,6 +140,19 @@ def table_of_contents(pages, api):
     return {"format": "jb-book", "root": "intro", "parts": parts}
 
 
+MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output/chtml", "ui", "a11y")   # the component the site loads, and what it loads later
+
+
+def vendor_mathjax(html):
+    "Copy MathJax (npm, pinned in docs/package-lock.json) into the site's _static, so formulas render with no request off the site's host."
+    if not (DOCS/"node_modules"/"mathjax").exists(): subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=DOCS, check=True)
+    es5 = DOCS/"node_modules"/"mathjax"/"es5"
+    for part in MATHJAX_PARTS:
+        source, dest = es5/part, html/"_static"/"mathjax"/part
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, dest) if source.is_dir() else shutil.copy(source, dest)
+
+
 def build(executed=ROOT/"build/executed/offline/nbs", out=ROOT/"build/site"):
     executed, out = Path(executed), Path(out)
     src = out/"src"
@@ -154,6 +168,7 @@ def build(executed=ROOT/"build/executed/offline/nbs", out=ROOT/"build/site"):
     html = out/"html"
     shutil.move(out/"_build"/"html", html)
     shutil.rmtree(out/"_build", ignore_errors=True)
+    vendor_mathjax(html)
     for folder in pages.values():
         for page in folder:
             nb = json.loads((src/page).with_suffix(".ipynb").read_text())
