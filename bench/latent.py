@@ -4,11 +4,10 @@ app's model takes to train (wall and CPU, one thread, as the app trains it on fi
 latency through its Python handlers (no browser), and the peak resident memory of the whole measuring process.
 
 Run alone: `.venv/bin/python bench/latent.py [--json out.json]`; `run()` returns the Markdown section."""
-import argparse, json, os, resource, subprocess, sys, time
-from pathlib import Path
+import os, resource, sys, time
 
-ROOT = Path(__file__).resolve().parent.parent
-MEMORY_LIMIT_MB = 1.5 * 1024
+from fresh_process import MEMORY_LIMIT_MB, ROOT, main, section
+
 
 
 def measure(n_moves=60):
@@ -69,18 +68,8 @@ def render(m):
 
 def run(timeout=900):
     "Measure in a fresh interpreter (small mode, offline copies allowed) and return the Markdown section."
-    env = {**os.environ, "HTC_DL_SMALL": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, __file__, "--measure"], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    if done.returncode: return f"## Latent spaces (lesson 6e)\n\nmeasurement failed:\n\n```\n{done.stderr[-2000:]}\n```\n"
-    run.last = json.loads(done.stdout.strip().splitlines()[-1])
-    return render(run.last)
+    return section(__file__, "Latent spaces (lesson 6e)", render, timeout)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--measure", action="store_true", help="measure in this process and print JSON (what run() calls)")
-    parser.add_argument("--json", help="also write the raw figures here")
-    args = parser.parse_args()
-    if args.measure: print(json.dumps(measure())); sys.exit()
-    print(run())
-    if args.json: Path(args.json).write_text(json.dumps(run.last, indent=1))
+    main(__file__, __doc__, measure, render)

@@ -158,7 +158,6 @@ def test_settings_ini_agrees_with_pyproject_on_every_shared_key():
 
 
 def test_binder_start_exports_the_malloc_setting_bench_measures_with_and_hands_over_to_jupyter():
-    import subprocess, sys
     start = ROOT/"binder"/"start"
     assert os.access(start, os.X_OK), "binder/start must be executable: Binder runs it"
     out = subprocess.run([str(start), sys.executable, "-c", "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"],
