@@ -10,7 +10,7 @@ Docs: https://htc-education.github.io/htc_dl/lessons/deploy.html.md"""
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'PHOTOS', 'KEEP_FLOAT', 'BUNDLE_README', 'WEBAPP', 'ORT_WEB_FILES',
            'imagenet_classifier', 'real_photos', 'photo_views', 'resize_matrix', 'resize_pixels', 'centre_box',
            'PixelsClassifier', 'export_onnx', 'runtime', 'torch_runtime', 'agreement', 'export_openvino',
-           'quantize_int8', 'export_classifier', 'time_ms', 'bundle_runtimes', 'build_webapp']
+           'quantize_int8', 'int8_instructions', 'export_classifier', 'time_ms', 'bundle_runtimes', 'build_webapp']
 
 # %% ../nbs/lessons/03c_deploy.ipynb #1e578a11
 import json, os, shutil, subprocess, tempfile, time, warnings
@@ -135,12 +135,13 @@ def export_onnx(classifier, path, example=None):
     return path
 
 # %% ../nbs/lessons/03c_deploy.ipynb #abe5e257
-def runtime(path, engine="onnxruntime", threads=2, precision="f32"):
-    "A function uint8 pixels (H, W, 3) -> probabilities (numpy), running the exported file at `path` with `engine`."
+def runtime(path, engine="onnxruntime", threads=2, precision="f32", optimise=True):
+    "A function uint8 pixels (H, W, 3) -> probabilities (numpy), running the exported file at `path` with `engine`; `optimise=False`: onnxruntime runs each node as written."
     path = Path(path)
     if engine == "onnxruntime":
         import onnxruntime as ort
         options = ort.SessionOptions()
+        if not optimise: options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL   # int8: quantise, compute in float, the same on any CPU
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # idle threads sleep: fair to other runtimes
@@ -203,6 +204,12 @@ def quantize_int8(onnx_path, out, calibration, keep_float=KEEP_FLOAT):
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return Path(out)
 
+def int8_instructions():
+    "The CPU's instructions that add int8 products straight into 32 bits (VNNI, AMX), read from /proc/cpuinfo; None where there is no such file."
+    try: flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError: return None
+    return sorted(f for f in flags if "vnni" in f or f.startswith("amx"))
+
 # %% ../nbs/lessons/03c_deploy.ipynb #30a6dc4b
 BUNDLE_README = """# {title}
 
@@ -214,7 +221,7 @@ graph: do not preprocess.
 | file | runtime | notes |
 |---|---|---|
 | `model.onnx` | onnxruntime (Python, C++, C#, Java, mobile), onnxruntime-web (browser) | fp32, {onnx_mb:.1f} MB |
-| `model_int8.onnx` | onnxruntime | int8 weights and activations (static QDQ; the first convolution kept fp32), {int8_mb:.1f} MB; top-1 agrees with fp32 on {int8_top1:.0%} of {int8_n} held-out pictures |
+| `model_int8.onnx` | onnxruntime | int8 weights and activations (static QDQ; the first convolution kept fp32), {int8_mb:.1f} MB; top-1 agrees with fp32 on {int8_top1:.0%} of {int8_n} held-out pictures on the exporting CPU (int8 dot-product instructions: {int8_cpu}; without them the figure is lower) |
 | `openvino/model.xml` + `.bin` | OpenVINO (Intel CPU, GPU, NPU); Luxonis OAK after blobconverter | fp32; compile with `INFERENCE_PRECISION_HINT=f32` for the fp32 numbers |
 | `labels.json` | - | the labels, in output order |
 | `answers.json` | - | {answers_note} |
@@ -281,7 +288,7 @@ def export_classifier(source, out, calibration=None, check_images=None, int8=Tru
     try:
         export_onnx(classifier, tmp/"model.onnx")
         reference = [torch_runtime(classifier)(a) for a in check_images]
-        manifest = dict(arch=classifier.spec["arch"], labels=len(classifier.vocab), checks={})
+        manifest = dict(arch=classifier.spec["arch"], labels=len(classifier.vocab), checks={}, int8_instructions=int8_instructions())
         manifest["checks"]["onnxruntime_fp32_vs_pytorch"] = agreement(reference, runtime(tmp/"model.onnx"), check_images)
         if int8:
             quantize_int8(tmp/"model.onnx", tmp/"model_int8.onnx", calibration)
@@ -301,7 +308,7 @@ def export_classifier(source, out, calibration=None, check_images=None, int8=Tru
             title=title or f"Deployment bundle: {classifier.spec['arch']}", arch=classifier.spec["arch"], n=len(classifier.vocab),
             resize=spec["resize"], w=spec["size"][0], h=spec["size"][1], interpolation=spec.get("interpolation", "bilinear"),
             onnx_mb=(tmp/"model.onnx").stat().st_size / 1e6, int8_mb=(tmp/"model_int8.onnx").stat().st_size / 1e6 if int8 else 0,
-            int8_top1=int8_check["top1"], int8_n=int8_check["n"],
+            int8_top1=int8_check["top1"], int8_n=int8_check["n"], int8_cpu=", ".join(manifest["int8_instructions"] or ["none"]),
             answers_note="the honest-answer rule of the lesson-3 app (htc_dl.breeds.honest_answer_table)" if answers else "(none: not an ImageNet model)"))
         if out.exists(): shutil.rmtree(out)
         os.replace(tmp, out)

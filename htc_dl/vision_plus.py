@@ -206,6 +206,7 @@ def band_learner(dls, bands, **kwargs):
                            pretrained_cfg_overlay=dict(file=str(lite0_checkpoint())), **kwargs)
     body = learn.model[0].model
     body.conv_stem = adapt_first_conv(body.conv_stem, bands)
+    learn.create_opt(); learn.freeze()   # vision_learner made its optimiser for the old layer: make it again, or the new one never trains
     return learn
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #94924dd3

@@ -166,3 +166,17 @@ def test_binder_start_exports_the_malloc_setting_bench_measures_with_and_hands_o
     sys.path.insert(0, str(ROOT/"bench"))
     import memory
     assert memory.binder_exports() == {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def test_bench_counts_the_cuda_libraries_binder_cpu_only_torch_does_not_load():
+    sys.path.insert(0, str(ROOT/"bench"))
+    import memory, psutil
+    code = "import sys, torch; print(torch.version.cuda or ''); sys.stdout.flush(); sys.stdin.read()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        cuda_build = bool(proc.stdout.readline().strip())   # torch is imported once this line arrives
+        cuda_bytes, rss = memory.cuda_library_bytes(proc.pid), psutil.Process(proc.pid).memory_info().rss
+    finally: proc.communicate("")
+    if cuda_build: assert 20e6 < cuda_bytes < rss / 2, (cuda_bytes, rss)   # libcublasLt alone maps tens of MB
+    else: assert cuda_bytes == 0
+    assert memory.cuda_library_bytes(10**9) == 0                                    # no such process

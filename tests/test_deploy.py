@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from htc_dl.deploy import (PixelsClassifier, agreement, centre_box, export_classifier, imagenet_classifier, photo_views,
-                           real_photos, resize_pixels, runtime, torch_runtime)
+                           int8_instructions, real_photos, resize_pixels, runtime, torch_runtime)
 from htc_dl.saving import build_model, load_classifier, prepare_image, save_classifier
 
 VOCAB = ["Bombay", "pug", "samoyed"]
@@ -141,3 +141,17 @@ def test_int8_file_is_a_quarter_of_fp32_and_its_agreement_is_measured_and_record
     assert check["n"] == len(CHECKED) and check["top1"] >= 0.6, check   # measured, not assumed: the lesson discusses the gap
     chelsea = real_photos(("chelsea",))["chelsea"]
     assert runtime(imagenet_bundle/"model_int8.onnx")(chelsea).argmax() == runtime(imagenet_bundle/"model.onnx")(chelsea).argmax()
+
+
+def test_int8_as_written_is_quantised_arithmetic_and_the_bundle_records_the_cpus_int8_instructions(imagenet_bundle, photos):
+    manifest = json.loads((imagenet_bundle/"manifest.json").read_text())
+    assert manifest["int8_instructions"] == int8_instructions()
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert set(manifest["int8_instructions"]) <= flags and all("vnni" in f or f.startswith("amx") for f in manifest["int8_instructions"])
+    readme = (imagenet_bundle/"README.md").read_text()
+    assert "int8 dot-product instructions: " + (", ".join(int8_instructions()) or "none") in readme
+    fp32, int8 = imagenet_bundle/"model.onnx", imagenet_bundle/"model_int8.onnx"
+    for a in list(photos.values())[:3]:
+        np.testing.assert_allclose(runtime(fp32, optimise=False)(a), runtime(fp32)(a), atol=1e-5)   # fp32: the optimiser changes nothing
+        as_written = runtime(int8, optimise=False)(a)
+        assert abs(as_written.sum() - 1) < 1e-3 and 0 < np.abs(as_written - runtime(fp32)(a)).max() < 0.5       # int8: close, not equal

@@ -111,3 +111,16 @@ def test_unet_learner_builds_on_the_offline_body_with_skips_at_four_scales(camvi
     from htc_dl.pretrained import lite0_checkpoint
     from safetensors.torch import load_file
     torch.testing.assert_close(learn.model[0][0].weight, load_file(lite0_checkpoint())["conv_stem.weight"])   # the body is pretrained
+
+
+def test_band_learner_trains_its_new_first_layer():
+    from fastai.vision.all import error_rate
+    from htc_dl.vision_plus import band_learner
+    bands = ("red", "infrared")
+    learn = band_learner(band_dls(band_tiles("small"), bands, bs=8), bands, metrics=error_rate)
+    stem = learn.model[0].model.conv_stem
+    assert stem.in_channels == 2 and any(p is stem.weight for g in learn.opt.param_lists for p in g)   # the optimiser knows the new layer
+    before = stem.weight.detach().clone()
+    learn.unfreeze()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=[])
+    assert (stem.weight.detach() - before).abs().max() > 1e-4                                          # and training changes it
