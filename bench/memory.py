@@ -4,8 +4,9 @@ small mode, offline and (when a simulated-online server is given) online.
 What is measured: the RSS of the kernel's own process (psutil, sampled every 0.1 s, plus the kernel's own
 `ru_maxrss` read at the end), never a sum over DataLoader workers, which share most of their pages with the
 kernel and would be counted twice. That is the figure Binder's ~2 GB limit applies to, and the one
-`/usr/bin/time -f %M jupyter nbconvert --execute` reports (the largest process). The limit checked is 1.5 GB, here and for Binder's CPU-only PyTorch: the
-same peak less the kernel's resident pages of the CUDA-only libraries this machine's PyTorch build maps.
+`/usr/bin/time -f %M jupyter nbconvert --execute` reports (the largest process). The limit checked is 1.5 GB, here
+and for Binder's CPU-only PyTorch: the same peak less the kernel's resident pages of the CUDA-only libraries this
+machine's PyTorch build maps.
 
 Run alone:
     .venv/bin/python bench/memory.py [--modes offline,online] [--only 05,06a] [--per-cell] [--url-base URL]
@@ -168,14 +169,14 @@ def run(modes=("offline", "online"), only=None, url_base=None, per_cell=False, e
                 for m in modes:
                     r = measure(p, envs[m])
                     rows.setdefault(name, {})[m] = r
-                    echo(f"{name:40} {m:8} {r['peak_mib']:6,} MiB (CPU-only PyTorch: {r.get('binder_mib', 0):6,})  {r['wall_s']:6.1f} s  {r['status']} {r['error']}")
+                    echo(f"{name:40} {m:8} {r['peak_mib']:6,} MiB (CPU-only PyTorch: {r['binder_mib']:6,})  {r['wall_s']:6.1f} s  {r['status']} {r['error']}")
                     if per_cell: echo("   per cell (index: MiB): " + ", ".join(f"{i}: {v}" for i, v in r["cells"].items()))
     finally:
         if server: server.terminate(); server.wait(10)
     load = os.getloadavg()
     return ("## Peak memory of each kernel (small mode)\n\nResident memory of the kernel process itself (psutil every 0.1 s "
             "and its own ru_maxrss), not summed over DataLoader workers, with binder/start's environment "
-            f"({', '.join(f'{k}={v}' for k, v in binder_exports().items())}), as on Binder. Limit: 1.5 GB = 1,430 MiB (Binder gives about 2 GB in all). "
+            f"({', '.join(f'{k}={v}' for k, v in binder_exports().items())}), as on Binder. Limit: 1.5 GB = {LIMIT_MIB:,} MiB (Binder gives about 2 GB in all). "
             "This machine has PyTorch's CUDA build; Binder installs the CPU-only build (binder/requirements.txt), which "
             "does not load the CUDA libraries, so the Binder column is the peak minus the kernel's resident pages of those "
             "libraries at that moment (/proc/PID/smaps: nvidia/*, libtorch_cuda, triton). "
