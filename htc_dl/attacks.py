@@ -278,21 +278,13 @@ def verdict_html(result, labels_goal=None):
             f"Raise ε, or try PGD ({result['seconds'] * 1000:.0f} ms).</p>")
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #a8280c29
-def fool_app(model=None, labels=None, photos=None):
-    "The Fool the classifier app: pick or upload a photo, set ε and a target, see the adversarial picture and both top-3."
+def fool_app(model=None, labels=None, photos=None, background=False):
+    "The Fool the classifier app: pick or upload a photo, set ε and a target, see the adversarial picture and both top-3; `background` shows the page first and loads the model behind it."
+    import threading
     import ipywidgets as widgets
     from htc_dl.apps import message_html, safely, read_upload, UploadError, probability_bars_html, MAX_UPLOAD_MB
-    if model is None:
-        from htc_dl.pretrained import imagenet_model
-        model = PixelModel(imagenet_model())
-    if labels is None:
-        from htc_dl.pretrained import imagenet_labels
-        labels = imagenet_labels()
-    if photos is None:
-        from htc_dl.deploy import real_photos
-        photos = real_photos(APP_PHOTOS)
-    pictures = {name: photo_pixels(a) for name, a in photos.items()}
-    photo = widgets.Dropdown(options=list(pictures), description="Photo")
+    pictures = {}
+    photo = widgets.Dropdown(options=[], description="Photo")
     upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
     eps = widgets.IntSlider(value=2, min=0, max=16, description="ε (/255)", continuous_update=False)
     target = widgets.Dropdown(options=list(APP_TARGETS), description="Make it")
@@ -305,6 +297,7 @@ def fool_app(model=None, labels=None, photos=None):
     app.timings = []
 
     def refresh(*_):
+        if photo.value is None: return   # still loading
         message.value = ""
         progress.value = 0
         goal = APP_TARGETS[target.value]
@@ -344,5 +337,36 @@ def fool_app(model=None, labels=None, photos=None):
                     widgets.HBox([before, after])]
     app.photo, app.upload, app.eps, app.target, app.method, app.progress = photo, upload, eps, target, method, progress
     app.images, app.before, app.after, app.verdict, app.message, app.pictures = images, before, after, verdict, message, pictures
-    refresh_safely()
+    controls = (photo, upload, eps, target, method)
+
+    def load():
+        "Load the model, its labels and the photos, then show the first attack; or say what went wrong."
+        nonlocal model, labels, photos
+        try:
+            if model is None:
+                from htc_dl.pretrained import imagenet_model
+                model = PixelModel(imagenet_model())
+            if labels is None:
+                from htc_dl.pretrained import imagenet_labels
+                labels = imagenet_labels()
+            if photos is None:
+                from htc_dl.deploy import real_photos
+                photos = real_photos(APP_PHOTOS)
+            pictures.update({name: photo_pixels(a) for name, a in photos.items()})
+            if not pictures: raise ValueError("no photos were given")
+        except Exception as e:
+            for w in controls: w.disabled = True
+            message.value = message_html(f"Could not load the model or the photos ({type(e).__name__}: {e}). Reload the page to try again.")
+            return
+        for w in controls: w.disabled = False
+        message.value = ""
+        photo.options = list(pictures)
+        photo.value = photo.options[0]   # draws the first photo's attack
+
+    if background:   # the page shows at once; the model, timm and the photos load behind it
+        for w in controls: w.disabled = True
+        message.value = message_html("Loading the ImageNet model and the photos (a few seconds)...", "info")
+        app.loading = threading.Thread(target=load, daemon=True)
+        app.loading.start()
+    else: load()
     return app

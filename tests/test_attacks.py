@@ -76,6 +76,31 @@ def test_a_real_photo_upload_is_attacked(app):
     reset(app)
 
 
+
+class GatedPhotos(dict):
+    "Photos that are handed over only once `gate` is set, so a test can look at the page while it is still loading."
+    def __init__(self, photos, gate): super().__init__(photos); self.gate = gate
+    def items(self): assert self.gate.wait(30), "the gate was never opened"; return super().items()
+
+
+def test_in_the_background_the_page_comes_first_and_the_cat_is_attacked_once_loaded(model):
+    import threading
+    gate = threading.Event()
+    app = fool_app(*model, photos=GatedPhotos(real_photos(["chelsea", "coffee"]), gate), background=True)
+    assert "Loading the ImageNet model" in app.message.value and app.photo.disabled and app.eps.disabled
+    assert app.photo.value is None and app.images[0].value == b"" and app.loading.is_alive()
+    gate.set(); app.loading.join(30)
+    assert not app.loading.is_alive() and not app.photo.disabled and app.message.value == ""
+    assert app.photo.value == "chelsea" and list(app.photo.options) == ["chelsea", "coffee"]
+    assert top_label(app.before) in ("tabby", "tiger cat", "Egyptian cat") and "Fooled" in app.verdict.value, app.verdict.value
+
+
+@pytest.mark.parametrize("photos, problem", [({"broken": "not a photo"}, "Could not load"), ({}, "no photos were given")])
+def test_photos_that_cannot_be_read_leave_a_message_and_the_controls_off(model, photos, problem):
+    app = fool_app(*model, photos=photos)
+    assert problem in app.message.value and "Reload the page" in app.message.value, app.message.value
+    assert app.photo.value is None and app.verdict.value == "" and app.photo.disabled and app.eps.disabled and app.upload.disabled
+
 BAD_FILES = {
     "notes.png": (lambda: b"These are my notes, not a picture.\n" * 20, r"notes\.png is not an image this app can read"),
     "cut-off.jpg": (lambda: jpeg(real_photos(["chelsea"])["chelsea"])[:20_000], r"cut-off\.jpg (starts like a JPEG but )?is truncated or corrupt"),
