@@ -81,7 +81,7 @@ def browser_runtime(work, repeats, cold_loads=3):
 def markdown(rows, notes):
     lines = ["## Deployment (lesson 03c): one bundle, five runtimes", "",
              f"EfficientNet-Lite0 (ImageNet) with the preprocessing inside the graph; one 451x300 photo (chelsea), batch 1, "
-             f"{THREADS} threads in Python, {notes.get('threads', '?')} thread in the browser (no cross-origin isolation on a static host). "
+             f"{THREADS} threads in Python, {notes.get('threads', '?')} in the browser (isolate.js: cross-origin isolated through the page's service worker). "
              f"Agreement: top-1 equal to PyTorch eager on {notes.get('n_views', '?')} real-photo views (browser: {rows.get('browser WASM (onnxruntime-web)', {}).get('n', '?')}). "
              f"Load average {notes['load']:.1f} on {os.cpu_count()} cores while measuring.", "",
              "| runtime | model size (MB) | ms p50 | ms p95 | top-1 = PyTorch | max prob. gap |", "|---|---|---|---|---|---|"]

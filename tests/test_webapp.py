@@ -123,6 +123,34 @@ def test_page_is_ready_soon_after_a_cold_load(browser, server):
     assert wall_ms <= budget, f"ready after {wall_ms:.0f} ms; budget {budget:.0f} ms at load average {os.getloadavg()[0]:.1f}"
 
 
+
+def test_a_static_host_still_gets_two_threads_the_service_worker_isolates_the_page_after_one_reload(browser, server):
+    context = browser.new_context()
+    navigations = []
+    page = context.new_page()
+    page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
+    page.goto(f"{server}/index.html")
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    assert page.evaluate("self.crossOriginIsolated") and page.evaluate("window.htcReady.threads") == 2
+    assert len(navigations) == 2, navigations          # the first visit registers isolation-sw.js and reloads once
+    again = context.new_page()                         # the worker is installed: a new tab is isolated at once
+    again.on("framenavigated", lambda f: navigations.append(f.url) if f == again.main_frame else None)
+    again.goto(f"{server}/index.html")
+    again.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    assert again.evaluate("self.crossOriginIsolated") and len(navigations) == 3, navigations
+    assert "2 threads" in again.inner_text("#status")
+    context.close()
+
+
+def test_without_service_workers_the_page_runs_on_one_thread(browser, server):
+    context = browser.new_context(service_workers="block")
+    page = context.new_page()
+    page.goto(f"{server}/index.html")
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    assert not page.evaluate("self.crossOriginIsolated") and page.evaluate("window.htcReady.threads") == 1
+    assert "1 thread)" in page.inner_text("#status")
+    context.close()
+
 def test_page_gives_pythons_answer_and_probabilities_on_real_photos(page, dist, files):
     for name in ("chelsea", "coffee", "astronaut", "rocket", "camera", "logo"):
         shown = choose(page, files/f"{name}.png")

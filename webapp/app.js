@@ -5,8 +5,8 @@ import { honestAnswer, topK } from "./answer.js";
 
 const $ = (id) => document.getElementById(id);
 const started = performance.now();
-// Several threads need a cross-origin-isolated page (COOP/COEP headers), which GitHub Pages and
-// `python -m http.server` do not send: then onnxruntime-web runs on one thread.
+// Several threads need a cross-origin-isolated page (COOP/COEP headers): isolate.js makes it so on a static host,
+// with a reload on the first visit; without it onnxruntime-web runs on one thread.
 ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
 ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
 ort.env.logLevel = "error";
@@ -150,6 +150,7 @@ async function onFile(file) {
 }
 
 async function start() {
+  if (window.htcReloading && await window.htcReloading) return;   // isolate.js reloads the page with its worker's headers
   try {
     const get = async (path, optional = false) => {
       const r = await fetch(path);

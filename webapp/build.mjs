@@ -11,7 +11,7 @@ const outIndex = args.indexOf("--out");
 const out = resolve(outIndex >= 0 ? args[outIndex + 1] : join(here, "dist"));
 const ortDist = join(here, "node_modules", "onnxruntime-web", "dist");
 const ORT_FILES = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs"];
-const PAGE_FILES = ["index.html", "app.js", "answer.js", "style.css"];
+const PAGE_FILES = ["index.html", "isolate.js", "isolation-sw.js", "app.js", "answer.js", "style.css"];
 
 if (!existsSync(ortDist)) {
   console.error(`onnxruntime-web is not installed in ${ortDist}: run \`npm ci\` in ${here} first.`);
