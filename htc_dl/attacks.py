@@ -282,7 +282,7 @@ def fool_app(model=None, labels=None, photos=None, background=False):
     "The Fool the classifier app: pick or upload a photo, set ε and a target, see the adversarial picture and both top-3; `background` shows the page first and loads the model behind it."
     import threading
     import ipywidgets as widgets
-    from htc_dl.apps import message_html, safely, read_upload, UploadError, probability_bars_html, MAX_UPLOAD_MB
+    from htc_dl.apps import message_html, safely, read_upload, UploadError, probability_bars_html, MAX_UPLOAD_MB, LOADING_THREAD
     pictures = {}
     photo = widgets.Dropdown(options=[], description="Photo")
     upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
@@ -366,7 +366,7 @@ def fool_app(model=None, labels=None, photos=None, background=False):
     if background:   # the page shows at once; the model, timm and the photos load behind it
         for w in controls: w.disabled = True
         message.value = message_html("Loading the ImageNet model and the photos (a few seconds)...", "info")
-        app.loading = threading.Thread(target=load, daemon=True)
+        app.loading = threading.Thread(target=load, name=LOADING_THREAD, daemon=True)
         app.loading.start()
     else: load()
     return app
