@@ -57,15 +57,24 @@ browser:
 	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
 pytest: install browser
-	$(BIN)/python -m pytest -q -ra tests/
+	$(BIN)/python -m pytest -q -ra --durations=15 tests/
 
 # Every notebook runs once per mode, on a copy of nbs/ whose executed notebooks (outputs saved) the site is built from.
+# nbdev-test starts notebooks in name order, so the two longest (lessons 06a and 06f, 5-14 minutes each) would start
+# last and finish alone: they run one after the other in a stream of their own, beside a stream of all the others.
 EXECUTED := build/executed
+LONG_NBS := ^(06a_transfer_learning|06f_beyond_classification)\.ipynb$$
+# $(call run_notebooks,FOLDER,ENVIRONMENT): both streams at once; fails if either fails.
+run_notebooks = long=0; rest=0; \
+	env $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 --file-re '$(LONG_NBS)' & pid=$$!; \
+	env $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 --skip-file-re '$(LONG_NBS)' || rest=$$?; \
+	wait $$pid || long=$$?; \
+	if [ $$long != 0 ] || [ $$rest != 0 ]; then echo "FAIL: notebooks failed (above)"; exit 1; fi
 
 nbtest: install
 	@echo "Executing every notebook in nbs/ in small offline mode (executed copies in $(EXECUTED)/offline)..."
 	rm -rf $(EXECUTED)/offline && mkdir -p $(EXECUTED)/offline && cp -r nbs $(EXECUTED)/offline/
-	HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 $(BIN)/nbdev-test $(EXECUTED)/offline/nbs --save --timing --n-workers 2
+	$(call run_notebooks,$(EXECUTED)/offline/nbs,HTC_DL_SMALL=1 HTC_DL_OFFLINE=1)
 
 # Every notebook again, against a mirror on 127.0.0.1 that serves each data set in its real layout at its real file
 # counts (tests/online/: drawn pictures, real names), with its own data and models folders.
@@ -76,8 +85,7 @@ nbtest-online: install
 	rm -rf $(EXECUTED)/online && mkdir -p $(EXECUTED)/online && cp -r nbs $(EXECUTED)/online/
 	$(BIN)/python tests/online/serve.py --build $(ONLINE)-archives --port $(ONLINE_PORT) --background --pidfile $(ONLINE)-server.pid
 	trap 'kill $$(cat $(ONLINE)-server.pid)' EXIT; \
-	HTC_DL_SMALL=1 HTC_DL_OFFLINE=0 HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ HTC_DL_DATA=$(CURDIR)/$(ONLINE)-data \
-	  HTC_DL_MODELS=$(CURDIR)/$(ONLINE)-models $(BIN)/nbdev-test $(EXECUTED)/online/nbs --save --timing --n-workers 2
+	$(call run_notebooks,$(EXECUTED)/online/nbs,HTC_DL_SMALL=1 HTC_DL_OFFLINE=0 HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ HTC_DL_DATA=$(CURDIR)/$(ONLINE)-data HTC_DL_MODELS=$(CURDIR)/$(ONLINE)-models)
 
 # The course site (Jupyter Book 1, offline) from the executed notebooks: build/site/html/index.html.
 docs: install
