@@ -1,6 +1,9 @@
 """Peak resident memory of the kernel process itself, for every lesson/support notebook and every app notebook, in
 small mode, offline and (when a simulated-online server is given) online.
 
+App notebooks run every cell, as Voila does, and the reading ends only once an app that loads its model behind its page
+(a thread named `htc_dl.apps.LOADING_THREAD`) has finished loading it.
+
 What is measured: the RSS of the kernel's own process (psutil, sampled every 0.1 s, plus the kernel's own
 `ru_maxrss` read at the end), never a sum over DataLoader workers, which share most of their pages with the
 kernel and would be counted twice. That is the figure Binder's ~2 GB limit applies to, and the one
@@ -107,7 +110,8 @@ def measure(path, env=None, timeout=900):
                     # an app that shows its page first loads its model in a thread after the last cell: count that too
                     settle = nbformat.v4.new_code_cell(WAIT_FOR_APP_LOADING)
                     nb.cells.append(settle)
-                    client.execute_cell(settle, len(nb.cells) - 1)
+                    try: client.execute_cell(settle, len(nb.cells) - 1)
+                    except CellExecutionError as e: res.update(status="error", error=f"waiting for the app's model: {getattr(e, 'evalue', e)}"[:300])
                     probe = nbformat.v4.new_code_cell("import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
                     nb.cells.append(probe); mem.current_cell = None
                     try:
