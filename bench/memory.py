@@ -65,8 +65,9 @@ class KernelPeak:
     def __exit__(self, *exc): self._stop.set(); self._thread.join(); self.sample()
 
 
-WAIT_FOR_APP_LOADING = ("import threading\nfrom htc_dl.apps import LOADING_THREAD\n"
-                        "for t in threading.enumerate():\n    if t.name == LOADING_THREAD: t.join(600)")
+# imports nothing new into the kernel (that would add to its peak): without htc_dl.apps loaded, no app is loading
+WAIT_FOR_APP_LOADING = ("import sys, threading\napps = sys.modules.get('htc_dl.apps')\n"
+                        "for t in threading.enumerate():\n    if apps and t.name == apps.LOADING_THREAD: t.join(600)")
 
 
 def _skip(cell, app=False):

@@ -9,7 +9,7 @@ __all__ = ['MAX_UPLOAD_MB', 'LOADING_THREAD', 'MESSAGE_COLOURS', 'MAX_MEGAPIXELS
            'MAKE_MODEL', 'message_html', 'safely', 'html_table', 'probability_bars_html', 'UploadError', 'read_upload',
            'trained_on_real_photos', 'model_description', 'classify_image', 'answer_html', 'thumbnail_png',
            'real_pets_reachable', 'default_classifier', 'ensure_default_model', 'load_app_model', 'attach_model',
-           'classifier_app']
+           'load_behind_page', 'classifier_app']
 
 # %% ../nbs/core/03_apps.ipynb #dce47e8b
 import io, os, html, math, warnings
@@ -253,9 +253,14 @@ def attach_model(app, model_or_path=None):
     app.button.disabled = app.upload.disabled = app.record.disabled = False
     app.result.value = message_html("Upload a picture: it is classified at once (Classify runs it again).", "info")
 
+def load_behind_page(app, load, *args):
+    "Run `load(*args)` in a thread named `LOADING_THREAD`, kept as `app.loading`: the page shows while the model loads."
+    import threading
+    app.loading = threading.Thread(target=load, args=args, name=LOADING_THREAD, daemon=True)
+    app.loading.start()
+
 def classifier_app(model_or_path=None, k=3, title="What breed is it?", journal=None, background=False):
     "An ipywidgets VBox: upload a picture to read the model's answer, and record a correction when it is wrong; `None` uses the default model."
-    import threading
     import ipywidgets as widgets
     from htc_dl.feedback import FeedbackError, record_correction, record_files, feedback_root
     if hasattr(model_or_path, "dls"):
@@ -267,8 +272,7 @@ def classifier_app(model_or_path=None, k=3, title="What breed is it?", journal=N
     if background:   # the page shows at once; the model (PyTorch, timm, weights) loads behind it
         app.button.disabled = app.upload.disabled = app.record.disabled = True
         app.result.value = message_html("Loading the model (a few seconds)...", "info")
-        app.loading = threading.Thread(target=attach_model, args=(app, model_or_path), name=LOADING_THREAD, daemon=True)
-        app.loading.start()
+        load_behind_page(app, attach_model, app, model_or_path)
     else: attach_model(app, model_or_path)
 
     def classify(_=None):

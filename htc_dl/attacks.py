@@ -280,9 +280,8 @@ def verdict_html(result, labels_goal=None):
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #a8280c29
 def fool_app(model=None, labels=None, photos=None, background=False):
     "The Fool the classifier app: pick or upload a photo, set ε and a target, see the adversarial picture and both top-3; `background` shows the page first and loads the model behind it."
-    import threading
     import ipywidgets as widgets
-    from htc_dl.apps import message_html, safely, read_upload, UploadError, probability_bars_html, MAX_UPLOAD_MB, LOADING_THREAD
+    from htc_dl.apps import message_html, safely, read_upload, UploadError, probability_bars_html, MAX_UPLOAD_MB, load_behind_page
     pictures = {}
     photo = widgets.Dropdown(options=[], description="Photo")
     upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
@@ -366,7 +365,6 @@ def fool_app(model=None, labels=None, photos=None, background=False):
     if background:   # the page shows at once; the model, timm and the photos load behind it
         for w in controls: w.disabled = True
         message.value = message_html("Loading the ImageNet model and the photos (a few seconds)...", "info")
-        app.loading = threading.Thread(target=load, name=LOADING_THREAD, daemon=True)
-        app.loading.start()
+        load_behind_page(app, load)
     else: load()
     return app

@@ -76,7 +76,6 @@ def test_a_real_photo_upload_is_attacked(app):
     reset(app)
 
 
-
 class GatedPhotos(dict):
     "Photos that are handed over only once `gate` is set, so a test can look at the page while it is still loading."
     def __init__(self, photos, gate): super().__init__(photos); self.gate = gate
@@ -100,6 +99,7 @@ def test_photos_that_cannot_be_read_leave_a_message_and_the_controls_off(model, 
     app = fool_app(*model, photos=photos)
     assert problem in app.message.value and "Reload the page" in app.message.value, app.message.value
     assert app.photo.value is None and app.verdict.value == "" and app.photo.disabled and app.eps.disabled and app.upload.disabled
+
 
 BAD_FILES = {
     "notes.png": (lambda: b"These are my notes, not a picture.\n" * 20, r"notes\.png is not an image this app can read"),

@@ -123,7 +123,6 @@ def test_page_is_ready_soon_after_a_cold_load(browser, server):
     assert wall_ms <= budget, f"ready after {wall_ms:.0f} ms; budget {budget:.0f} ms at load average {os.getloadavg()[0]:.1f}"
 
 
-
 def test_a_static_host_still_gets_two_threads_the_service_worker_isolates_the_page_after_one_reload(browser, server):
     context = browser.new_context()
     navigations = []
@@ -150,6 +149,7 @@ def test_without_service_workers_the_page_runs_on_one_thread(browser, server):
     assert not page.evaluate("self.crossOriginIsolated") and page.evaluate("window.htcReady.threads") == 1
     assert "1 thread)" in page.inner_text("#status")
     context.close()
+
 
 def test_page_gives_pythons_answer_and_probabilities_on_real_photos(page, dist, files):
     for name in ("chelsea", "coffee", "astronaut", "rocket", "camera", "logo"):
