@@ -153,6 +153,13 @@ def test_full_archives_have_the_real_file_counts():
     assert len(set(new)) == 25 and not set(new) & {look[1:] for look in data.PET_BREEDS.values()}   # 25 new, distinct looks
 
 
+def test_camvid_tiny_archive_has_the_real_100_photos_each_with_its_mask(tmp_path):
+    build.build_camvid_tiny(tmp_path)
+    photos, masks = sorted((tmp_path/"images").glob("*.png")), sorted((tmp_path/"labels").glob("*_P.png"))
+    assert len(photos) == len(masks) == build.CAMVID_TINY_TOTAL == 100
+    assert [f"{p.stem}_P.png" for p in photos] == [m.name for m in masks]
+
+
 def test_archive_names_are_the_ones_in_fastais_urls():
     from fastai.data.external import URLs
     for name, (attr, folder, archive) in data.REAL_SETS.items():
