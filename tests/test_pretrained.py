@@ -1,0 +1,44 @@
+"""htc_dl.pretrained (nbs/core/02_pretrained.ipynb): gradient checkpointing on a torchvision body (resnet34 online, what
+fastai's vision_learner builds from it), where it changes how each stage runs; the notebook checks the timm body."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torchvision
+
+from htc_dl.pretrained import activation_bytes, recompute_activations
+
+
+def resnet_learner():
+    "What vision_learner makes of a torchvision resnet18 (random weights): its body as nn.Sequential, then a small head."
+    torch.manual_seed(0)
+    body = torch.nn.Sequential(*list(torchvision.models.resnet18().children())[:-2])
+    head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(512, 3))
+    return SimpleNamespace(model=torch.nn.Sequential(body, head).train())
+
+
+def gradients(learn, x, y):
+    learn.model.zero_grad(); torch.manual_seed(1)
+    torch.nn.functional.cross_entropy(learn.model(x), y).backward()
+    return [p.grad.clone() for p in learn.model.parameters()]
+
+
+def test_checkpointing_a_torchvision_body_halves_what_autograd_keeps_and_leaves_the_gradients_unchanged():
+    learn, x, y = resnet_learner(), torch.randn(4, 3, 128, 128), torch.tensor([0, 1, 2, 0])
+    kept, grads = activation_bytes(learn.model, x), gradients(learn, x, y)
+    recompute_activations(learn)
+    assert activation_bytes(learn.model, x) < 0.6 * kept   # layer1 to layer4 recompute; the stem still keeps its own
+    for a, b in zip(grads, gradients(learn, x, y)): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    learn.model.eval()
+    with torch.no_grad(): assert learn.model(x).shape == (4, 3)   # inference is unchanged
+
+
+def test_activation_bytes_counts_activations_not_weights():
+    layer = torch.nn.Linear(1000, 10)
+    x = torch.randn(8, 1000, requires_grad=True)
+    assert activation_bytes(layer, x) == 8 * 1000 * 4   # the input, kept for the weight's gradient; the 40 kB weight is not counted
+
+
+def test_a_body_without_stages_is_refused_with_the_reason():
+    with pytest.raises(TypeError, match="cannot checkpoint a Linear body"):
+        recompute_activations(SimpleNamespace(model=torch.nn.Sequential(torch.nn.Linear(2, 2))))
