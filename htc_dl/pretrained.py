@@ -6,7 +6,7 @@ Docs: https://htc-education.github.io/htc_dl/core/pretrained.html.md"""
 
 # %% auto #0
 __all__ = ['rename_in_order', 'lite0_checkpoint', 'imagenet_model', 'imagenet_labels', 'imagenet_probabilities',
-           'predict_imagenet', 'pretrained_learner', 'activation_bytes', 'recompute_activations']
+           'predict_imagenet', 'pretrained_learner', 'activation_bytes', 'statistics_frozen', 'recompute_activations']
 
 # %% ../nbs/core/02_pretrained.ipynb #923710c6
 import os
@@ -96,6 +96,8 @@ def pretrained_learner(dls, source="auto", **kwargs):
     return learn
 
 # %% ../nbs/core/02_pretrained.ipynb #3cdd310a
+from contextlib import contextmanager, nullcontext
+
 def activation_bytes(model, x):
     "Bytes autograd keeps to run backward through `model(x)`, not counting the weights (each storage once)."
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -107,16 +109,25 @@ def activation_bytes(model, x):
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t): model(x)
     return sum(kept.values())
 
+@contextmanager
+def statistics_frozen(module):
+    "Batch norm in `module` leaves its running statistics alone, so a recomputed forward pass does not count its batch twice."
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms: m.momentum = 0.0
+    try: yield
+    finally:
+        for m, momentum in zip(norms, momenta): m.momentum = momentum
+
 def recompute_activations(learn):
     "Gradient checkpointing for `learn`'s body: keep each stage's input, recompute its activations during backward."
     from torch.utils.checkpoint import checkpoint
     body = learn.model[0]
-    if hasattr(getattr(body, "model", None), "set_grad_checkpointing"):   # a timm body (EfficientNet-Lite0)
-        body.model.set_grad_checkpointing(True)
-        return learn
-    stages = [m for m in body.children() if isinstance(m, torch.nn.Sequential)]   # torchvision resnets: layer1 to layer4
-    if not stages: raise TypeError(f"cannot checkpoint a {type(body).__name__} body: it is neither timm's nor built of nn.Sequential stages.")
+    if hasattr(getattr(body, "model", None), "blocks"): stages = list(body.model.blocks)   # a timm body (EfficientNet-Lite0)
+    else: stages = [m for m in body.children() if isinstance(m, torch.nn.Sequential)]    # torchvision resnets: layer1 to layer4
+    if not stages: raise TypeError(f"cannot checkpoint a {type(body).__name__} body: it has no stages (timm's blocks, or nn.Sequential layers).")
     for stage in stages:
         run = stage.forward   # the stage's own forward, bound before it is replaced
-        stage.forward = lambda x, run=run: checkpoint(run, x, use_reentrant=False)
+        recompute_context = lambda stage=stage: (nullcontext(), statistics_frozen(stage))
+        stage.forward = lambda x, run=run, context=recompute_context: checkpoint(run, x, use_reentrant=False, context_fn=context)
     return learn

@@ -1,5 +1,6 @@
 """htc_dl.pretrained (nbs/core/02_pretrained.ipynb): gradient checkpointing on a torchvision body (resnet34 online, what
 fastai's vision_learner builds from it), where it changes how each stage runs; the notebook checks the timm body."""
+import copy
 from types import SimpleNamespace
 
 import pytest
@@ -17,18 +18,19 @@ def resnet_learner():
     return SimpleNamespace(model=torch.nn.Sequential(body, head).train())
 
 
-def gradients(learn, x, y):
-    learn.model.zero_grad(); torch.manual_seed(1)
-    torch.nn.functional.cross_entropy(learn.model(x), y).backward()
-    return [p.grad.clone() for p in learn.model.parameters()]
+def one_step(model, x, y):
+    "Every weight's gradient, then batch norm's running statistics, after one training batch (dropout seeded)."
+    model.train(); model.zero_grad(); torch.manual_seed(1)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    return [p.grad.clone() for p in model.parameters()] + [b.clone() for n, b in model.named_buffers() if "running" in n]
 
 
-def test_checkpointing_a_torchvision_body_halves_what_autograd_keeps_and_leaves_the_gradients_unchanged():
-    learn, x, y = resnet_learner(), torch.randn(4, 3, 128, 128), torch.tensor([0, 1, 2, 0])
-    kept, grads = activation_bytes(learn.model, x), gradients(learn, x, y)
+def test_checkpointing_a_torchvision_body_halves_what_autograd_keeps_and_changes_no_gradient_or_running_statistic():
+    plain, x, y = resnet_learner(), torch.randn(4, 3, 128, 128), torch.tensor([0, 1, 2, 0])
+    learn = SimpleNamespace(model=copy.deepcopy(plain.model))
     recompute_activations(learn)
-    assert activation_bytes(learn.model, x) < 0.6 * kept   # layer1 to layer4 recompute; the stem still keeps its own
-    for a, b in zip(grads, gradients(learn, x, y)): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(one_step(plain.model, x, y), one_step(learn.model, x, y)): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert activation_bytes(learn.model, x) < 0.6 * activation_bytes(plain.model, x)   # layer1 to layer4 recompute; the stem keeps its own
     learn.model.eval()
     with torch.no_grad(): assert learn.model(x).shape == (4, 3)   # inference is unchanged
 
@@ -40,5 +42,5 @@ def test_activation_bytes_counts_activations_not_weights():
 
 
 def test_a_body_without_stages_is_refused_with_the_reason():
-    with pytest.raises(TypeError, match="cannot checkpoint a Linear body"):
+    with pytest.raises(TypeError, match="cannot checkpoint a Linear body: it has no stages"):
         recompute_activations(SimpleNamespace(model=torch.nn.Sequential(torch.nn.Linear(2, 2))))
