@@ -12,7 +12,9 @@ and for Binder's CPU-only PyTorch: the same peak less the kernel's resident page
 machine's PyTorch build maps.
 
 Run alone:
-    .venv/bin/python bench/memory.py [--modes offline,online] [--only 05,06a] [--per-cell] [--url-base URL]
+    .venv/bin/python bench/memory.py [--modes offline,online] [--only 05,06a] [--per-cell] [--url-base URL] [--budget-s S]
+Every notebook in both modes takes about 51 minutes on a quiet 2-core machine; with `--budget-s` it starts no
+notebook after that many seconds and lists the ones it did not measure.
 `online` needs the simulated-online server (tests/online/serve.py); without `--url-base` it starts one itself on a
 free port, building (or reusing) the archives in `test-output/online-archives`.
 """
@@ -45,10 +47,20 @@ def cuda_library_bytes(pid):
     return total
 
 
+def anonymous_bytes(pid):
+    "RssAnon of process `pid`: the memory it allocated itself, which no cached library file adds to (0 if it is gone)."
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(l.split()[1]) * 1024 for l in f if l.startswith("RssAnon:")), 0)
+    except OSError: return 0
+
+
 class KernelPeak:
-    "Sample one process's RSS every `every` seconds; `peak` is the largest seen (with `cuda_at_peak`, its CUDA-library part), `cell_peaks` the largest per cell."
+    """Sample one process's RSS every `every` seconds; `peak` is the largest seen (with `cuda_at_peak`, its CUDA-library
+    part), `anon_peak` the largest RssAnon, `cell_peaks` the largest RSS per cell."""
     def __init__(self, pid, every=0.1):
         self.proc, self.every, self.peak, self.cuda_at_peak, self.current_cell = psutil.Process(pid), every, 0, 0, None
+        self.anon_peak = 0
         self.cell_peaks, self._stop = {}, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -56,6 +68,7 @@ class KernelPeak:
         try: rss = self.proc.memory_info().rss
         except psutil.Error: return
         if rss > self.peak: self.peak, self.cuda_at_peak = rss, cuda_library_bytes(self.proc.pid)
+        self.anon_peak = max(self.anon_peak, anonymous_bytes(self.proc.pid))
         if self.current_cell is not None: self.cell_peaks[self.current_cell] = max(self.cell_peaks.get(self.current_cell, 0), rss)
 
     def _run(self):
@@ -121,6 +134,7 @@ def measure(path, env=None, timeout=900):
                     except Exception: pass
         res["peak_mib"] = round(max(mem.peak / 2**20, res.get("maxrss_mib", 0)))
         res["binder_mib"] = res["peak_mib"] - round(mem.cuda_at_peak / 2**20)
+        res["anon_mib"] = round(mem.anon_peak / 2**20)
         res["cells"] = {i: round(v / 2**20) for i, v in mem.cell_peaks.items()}
     finally:
         os.environ.clear(); os.environ.update(saved)
@@ -146,15 +160,19 @@ def start_online_server(port=None):
     return proc, base
 
 
-def _within(by_mode, key):
-    return all(r and r["status"] == "ok" and r[key] <= LIMIT_MIB for r in by_mode.values())
+def _within(by_mode, key, modes):
+    "yes or **no** over the modes measured, naming them when the budget left some out."
+    measured = [m for m in modes if by_mode.get(m)]
+    if not measured: return "-"
+    ok = all(by_mode[m]["status"] == "ok" and by_mode[m][key] <= LIMIT_MIB for m in measured)
+    return ("yes" if ok else "**no**") + (f" ({', '.join(measured)} only)" if len(measured) < len(modes) else "")
 
 
 def table(rows, modes):
     "The markdown table: per mode, the peak here and without the CUDA libraries (Binder's CPU-only PyTorch); within the limit?"
     head = ("| notebook | " + " | ".join(f"peak MiB here ({m}) | on Binder's CPU-only PyTorch ({m})" for m in modes)
-            + f" | time s ({modes[0]}) | within 1.5 GB here | within 1.5 GB on Binder |")
-    lines = [head, "|" + "---|" * (2 * len(modes) + 4)]
+            + f" | anonymous MiB ({modes[0]}) | time s ({modes[0]}) | within 1.5 GB here | within 1.5 GB on Binder |")
+    lines = [head, "|" + "---|" * (2 * len(modes) + 5)]
     for name, by_mode in rows.items():
         cells = []
         for m in modes:
@@ -163,14 +181,16 @@ def table(rows, modes):
             elif r["status"] != "ok": cells += [f"{r['peak_mib']:,} ({r['status']}: {r['error'][:60]})", "-"]
             else: cells += [f"{r['peak_mib']:,}", f"{r['binder_mib']:,}"]
         first = by_mode.get(modes[0])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {first['wall_s'] if first else '-'} | "
-                     + " | ".join("yes" if _within(by_mode, k) else "**no**" for k in ("peak_mib", "binder_mib")) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {format(first['anon_mib'], ',') if first and 'anon_mib' in first else '-'} | {first['wall_s'] if first else '-'} | "
+                     + " | ".join(_within(by_mode, k, modes) for k in ("peak_mib", "binder_mib")) + " |")
     return "\n".join(lines)
 
 
-def run(modes=("offline", "online"), only=None, url_base=None, per_cell=False, echo=print) -> str:
-    "Measure every notebook in each mode and return the markdown section."
+def run(modes=("offline", "online"), only=None, url_base=None, per_cell=False, echo=print, budget_s=None) -> str:
+    "Measure every notebook in each mode and return the markdown section; past `budget_s` seconds, start no more."
     paths = [p for p in notebooks() if not only or any(p.stem.startswith(o) for o in only)]
+    deadline = time.monotonic() + budget_s if budget_s else float("inf")
+    skipped = []
     server = None
     if "online" in modes and not url_base: server, url_base = start_online_server()
     rows = {}
@@ -182,6 +202,7 @@ def run(modes=("offline", "online"), only=None, url_base=None, per_cell=False, e
             for p in paths:
                 name = str(p.relative_to(ROOT/"nbs"))
                 for m in modes:
+                    if time.monotonic() > deadline: skipped.append(f"{name} ({m})"); continue
                     r = measure(p, envs[m])
                     rows.setdefault(name, {})[m] = r
                     echo(f"{name:40} {m:8} {r['peak_mib']:6,} MiB (CPU-only PyTorch: {r['binder_mib']:6,})  {r['wall_s']:6.1f} s  {r['status']} {r['error']}")
@@ -189,18 +210,23 @@ def run(modes=("offline", "online"), only=None, url_base=None, per_cell=False, e
     finally:
         if server: server.terminate(); server.wait(10)
     load = os.getloadavg()
+    not_measured = (f"\n\n**Not measured, the budget of {budget_s:.0f} s ran out:** {', '.join(skipped)}. The whole run takes "
+                    "about 51 minutes on 2 cores; `python bench/memory.py --only NAMES` measures the rest." if skipped else "")
     return ("## Peak memory of each kernel (small mode)\n\nResident memory of the kernel process itself (psutil every 0.1 s "
             "and its own ru_maxrss), not summed over DataLoader workers, with binder/start's environment "
             f"({', '.join(f'{k}={v}' for k, v in binder_exports().items())}), as on Binder. Limit: 1.5 GB = {LIMIT_MIB:,} MiB (Binder gives about 2 GB in all). "
             "This machine has PyTorch's CUDA build; Binder installs the CPU-only build (binder/requirements.txt), which "
             "does not load the CUDA libraries, so the Binder column is the peak minus the kernel's resident pages of those "
-            "libraries at that moment (/proc/PID/smaps: nvidia/*, libtorch_cuda, triton). "
-            f"Load average at the end: {load[0]:.2f}.\n\n" + table(rows, list(modes)) + "\n")
+            "libraries at that moment (/proc/PID/smaps: nvidia/*, libtorch_cuda, triton). \"Anonymous\" is the largest RssAnon, "
+            "the memory the kernel allocated itself; the rest of the resident memory is pages of library files, which "
+            "varies with the machine (two fresh build machines read 230 and 383 MiB of CUDA-library pages after the same "
+            "`import torch`) and which the kernel gives back under memory pressure. "
+            f"Load average at the end: {load[0]:.2f}.\n\n" + table(rows, list(modes)) + not_measured + "\n")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--modes", default="offline,online"); ap.add_argument("--only"); ap.add_argument("--url-base")
-    ap.add_argument("--per-cell", action="store_true")
+    ap.add_argument("--per-cell", action="store_true"); ap.add_argument("--budget-s", type=float)
     a = ap.parse_args()
-    print(run(tuple(a.modes.split(",")), a.only.split(",") if a.only else None, a.url_base, a.per_cell))
+    print(run(tuple(a.modes.split(",")), a.only.split(",") if a.only else None, a.url_base, a.per_cell, budget_s=a.budget_s))
