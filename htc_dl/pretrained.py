@@ -128,6 +128,6 @@ def recompute_activations(learn):
     if not stages: raise TypeError(f"cannot checkpoint a {type(body).__name__} body: it has no stages (timm's blocks, or nn.Sequential layers).")
     for stage in stages:
         run = stage.forward   # the stage's own forward, bound before it is replaced
-        recompute_context = lambda stage=stage: (nullcontext(), statistics_frozen(stage))
-        stage.forward = lambda x, run=run, context=recompute_context: checkpoint(run, x, use_reentrant=False, context_fn=context)
+        frozen_when_recomputed = lambda stage=stage: (nullcontext(), statistics_frozen(stage))   # (forward, recomputation)
+        stage.forward = lambda x, run=run, contexts=frozen_when_recomputed: checkpoint(run, x, use_reentrant=False, context_fn=contexts)
     return learn
