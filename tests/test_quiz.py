@@ -1,14 +1,24 @@
-"The shared self-check quiz: questions refuse bad definitions, the widget marks answers and never crashes on blanks."
+"""The shared self-check quiz: questions refuse bad definitions, the widget marks answers and never
+crashes on blanks, and it shows choices in a stable shuffled order so the right answer's place gives
+nothing away."""
+import json, os, subprocess, sys
+from collections import Counter
+from pathlib import Path
+
 import ipywidgets as widgets
 import pytest
 
-from htc_dl.quiz import Question, check_answer, quiz
+from htc_dl.quiz import Question, check_answer, display_order, notebook_questions, quiz
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT/"nbs"/"lessons").glob("*.ipynb"))
 
 
 def three_questions():
     return [Question("2 + 2?", ["3", "4", "5"], 1, "Two and two make four."),
             Question("Batch axis?", ["first", "last"], 0, "PyTorch puts the batch first."),
-            Question("Rank of a stack of images?", ["1", "2", "3"], 2, "Image, row, column: 3 axes.")]
+            Question("Rank of a stack of images?", ["1", "2", "3"], 2,
+                     "Image, row, column: 3 axes.")]
 
 
 def test_question_with_one_choice_is_refused_with_the_count():
@@ -17,7 +27,7 @@ def test_question_with_one_choice_is_refused_with_the_count():
 
 
 def test_question_whose_answer_index_points_at_no_choice_is_refused_with_the_valid_range():
-    with pytest.raises(ValueError, match=r"answer index 3 is out of range for 3 choices; use 0 to 2"):
+    with pytest.raises(ValueError, match=r"index 3 is out of range for 3 choices; use 0 to 2"):
         Question("p", ["a", "b", "c"], 3, "w")
     with pytest.raises(ValueError, match="out of range"):
         Question("p", ["a", "b"], -1, "w")
@@ -32,7 +42,8 @@ def test_check_answer_right_wrong_and_blank_each_explain_why():
     q = three_questions()[0]
     assert check_answer(q, 1) == (True, "Right! Two and two make four.")
     ok, msg = check_answer(q, 2)
-    assert not ok and "you chose “5”" in msg and "the answer is “4”" in msg and msg.endswith("Two and two make four.")
+    assert not ok and "you chose “5”" in msg and "the answer is “4”" in msg
+    assert msg.endswith("Two and two make four.")
     ok, msg = check_answer(q, None)
     assert not ok and msg.startswith("Not answered") and "Two and two make four." in msg
 
@@ -67,7 +78,8 @@ def test_score_counts_right_answers_and_each_question_shows_its_explanation():
     box.button.click()        # third left blank
     assert box.score.value == "<b>Score: 1/3</b> (1 unanswered)"
     assert "Right!" in box.feedback[0].value and "Two and two make four." in box.feedback[0].value
-    assert "Wrong" in box.feedback[1].value and "PyTorch puts the batch first." in box.feedback[1].value
+    assert "Wrong" in box.feedback[1].value
+    assert "PyTorch puts the batch first." in box.feedback[1].value
     assert "Not answered" in box.feedback[2].value
 
 
@@ -95,3 +107,61 @@ def test_quiz_refuses_no_questions_and_things_that_are_not_questions():
         quiz([])
     with pytest.raises(ValueError, match=r"items \[1\] are not \(got dict\)"):
         quiz([three_questions()[0], {"prompt": "p"}])
+
+
+def test_quiz_shows_each_question_s_choices_in_its_display_order_and_values_stay_stored_indices():
+    qs = three_questions()
+    box = quiz(qs)
+    for q, radio in zip(qs, box.radios):
+        assert [label for label, _ in radio.options] == [q.choices[i] for i in display_order(q)]
+        assert [value for _, value in radio.options] == display_order(q)
+        assert sorted(display_order(q)) == list(range(len(q.choices)))
+
+
+def test_picking_the_displayed_right_choice_scores_it_right_wherever_it_is_shown():
+    qs = [Question(f"Which is {c}?", list("abcd"), n, "It is.") for n, c in enumerate("abcd")]
+    box = quiz(qs)
+    for q, radio in zip(qs, box.radios):
+        shown = [label for label, _ in radio.options]
+        radio.index = shown.index(q.right_choice)          # what a learner's click does
+    box.button.click()
+    assert box.score.value == "<b>Score: 4/4</b>"
+    assert len({display_order(q).index(q.answer) for q in qs}) > 1   # shown in different places
+
+
+def test_display_order_is_the_same_in_another_process_with_another_hash_seed():
+    q = Question("Why shuffle the choices?", list("wxyzv"), 2, "So position says nothing.")
+    code = ("from htc_dl.quiz import Question, display_order; "
+            f"print(display_order(Question({q.prompt!r}, {q.choices!r}, 2, 'w')))")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+            for seed in ("1", "2")}
+    assert runs == {str(display_order(q))}
+
+
+def test_different_prompts_get_different_orders():
+    orders = {tuple(display_order(Question(f"question {n}", "abcd", 0, "w"))) for n in range(40)}
+    assert len(orders) >= 10, orders
+
+
+def test_notebook_questions_reads_literal_questions_and_refuses_computed_ones(tmp_path):
+    nb = tmp_path/"lesson.ipynb"
+    code = ["quiz([Question('a?', ['x', 'y'], 1, 'w'),\n",
+            "      Question('b?', ['p', 'q', 'r'], answer=2, why='v')])"]
+    cells = [{"cell_type": "markdown", "source": ["Question(in prose)"]},
+             {"cell_type": "code", "source": code}]
+    nb.write_text(json.dumps({"cells": cells}))
+    found = [(q.prompt, q.right_choice, q.why) for q in notebook_questions(nb)]
+    assert found == [("a?", "y", "w"), ("b?", "r", "v")]
+    cells[1]["source"] = ["Question(PROMPT, ['a', 'b'], 0, 'w')"]
+    nb.write_text(json.dumps({"cells": cells}))
+    with pytest.raises(ValueError, match="lesson.ipynb, cell 1, line 1: write Question's"):
+        notebook_questions(nb)
+
+
+def test_across_the_course_no_displayed_position_holds_the_right_answer_in_over_40_percent():
+    course = [q for nb in LESSONS for q in notebook_questions(nb)]
+    assert len(LESSONS) >= 13 and len(course) >= 60, (len(LESSONS), len(course))
+    shown_at = Counter(display_order(q).index(q.answer) for q in course)
+    assert max(shown_at.values()) <= 0.4 * len(course), sorted(shown_at.items())
+
