@@ -1,4 +1,4 @@
-"""Lesson 6, part 2 (fastbook chapter 8): predict how much a user will like a movie from nothing but who rated what, by learning a taste vector for every user and every movie.
+"""Lesson 6, part 2 of 6 (fastbook chapter 8): predict how much a user will like a movie from nothing but who rated what, by learning a taste vector for every user and every movie.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/collab.html.md"""
 
@@ -14,7 +14,7 @@ import numpy as np, pandas as pd
 import torch
 from torch import nn
 from pathlib import Path
-from .recommender import read_ratings, check_ratings, ratings_vocab   # taught below; kept with the app, which starts without PyTorch
+from .ratings import ratings_vocab   # pandas only (nbs/core/06_ratings.ipynb), shared with the app
 
 # %% ../nbs/lessons/06b_collab.ipynb #0e7f5623
 def one_hot_lookup(idx, weight):

@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from htc_dl.collab import (DotProduct, DotProductBias, ScratchEmbedding, check_ratings, encode_ratings, factor_recovery_r2, fit_collab,
-                           most_similar, noise_floor_ratio, one_hot_lookup, rating_range, ratings_vocab, read_ratings, sigmoid_range)
+from htc_dl.collab import (DotProduct, DotProductBias, ScratchEmbedding, encode_ratings, factor_recovery_r2, fit_collab,
+                           most_similar, noise_floor_ratio, one_hot_lookup, rating_range, sigmoid_range)
+from htc_dl.ratings import check_ratings, ratings_vocab, read_ratings
 from htc_dl.data import movielens, planted_truth
 
 
