@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	@test -x $(BIN)/python || python3 -m venv $(VENV)
 	@echo "Installing the pinned environment into $(VENV) (about 3 minutes the first time)..."
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c requirements-lock.txt -e ".[apps,dev]"
+	$(BIN)/python -m pip install -q -c requirements-lock.txt -e ".[course,dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -13,6 +13,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'APP_PHOTOS', 'APP_TARGETS', 'APP_PG
            'verdict_html', 'fool_app']
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #117b6d27
+from .extras import require_extra
+require_extra("interpret")   # captum: pip install "htc_dl[interpret]"
 import html, io, time
 import numpy as np
 import torch

@@ -13,6 +13,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'PHOTOS', 'KEEP_FLOAT', 'BUNDLE_READ
            'quantize_int8', 'int8_instructions', 'export_classifier', 'time_ms', 'bundle_runtimes', 'build_webapp']
 
 # %% ../nbs/lessons/03c_deploy.ipynb #1e578a11
+from .extras import require_extra
+require_extra("deploy")   # onnx, onnxruntime, openvino: pip install "htc_dl[deploy]"
 import json, os, shutil, subprocess, tempfile, time, warnings
 from fractions import Fraction
 from pathlib import Path

@@ -8,6 +8,8 @@ Docs: https://htc-education.github.io/htc_dl/core/serving.html.md"""
 __all__ = ['V1', 'MAX_UPLOAD_BYTES', 'drop_file_bytes', 'AppKernelConnection']
 
 # %% ../nbs/core/90_serving.ipynb #d891e181
+from .extras import require_extra
+require_extra("apps")   # voila and its Jupyter server: pip install "htc_dl[apps]"
 import json
 from .apps import MAX_UPLOAD_MB
 from jupyter_server.services.kernels.connection.base import (deserialize_binary_message, deserialize_msg_from_ws_v1,

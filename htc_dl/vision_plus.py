@@ -10,6 +10,8 @@ __all__ = ['CAMVID_CODES', 'DRAWN_CLASSES', 'CAMVID_COUNTS', 'CAMVID_SIZE', 'BAN
            'write_band_tiles', 'band_tiles', 'adapt_first_conv', 'band_dls', 'band_learner', 'fine_tune_pets']
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #d3e6c5c2
+from .extras import require_extra
+require_extra("multi")   # accelerate: pip install "htc_dl[multi]"
 import csv, time
 from pathlib import Path
 import numpy as np

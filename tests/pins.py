@@ -1,8 +1,10 @@
-"""The project's pins, read from every file that states them, and the Binder lock compiled from them.
+"""The project's requirements and pins, read from every file that states them, and the Binder lock.
 
-pyproject.toml declares the direct pins once; requirements-lock.txt is the full compiled lock of this
-machine's environment (CUDA torch); binder/requirements.txt is that lock for mybinder.org: the same
-versions with CPU-only torch/torchvision and without the CUDA-only packages. Regenerate it with
+pyproject.toml declares ranges (what `pip install htc_dl` accepts) and the extras.
+requirements-lock.txt is the one source of exact pins: the full compiled lock of this machine's
+environment (CUDA torch), which `make install`, CI and environment.yml install.
+binder/requirements.txt is that lock for mybinder.org: the same versions with CPU-only
+torch/torchvision and without the CUDA-only packages. Regenerate it with
 `.venv/bin/python tests/pins.py --write-binder` after changing requirements-lock.txt.
 """
 import configparser, re, sys, tomllib
@@ -40,12 +42,26 @@ def pyproject():
     return tomllib.loads((ROOT/"pyproject.toml").read_text())
 
 
-def project_pins(groups=("", "apps", "dev")):
-    "The direct pins of pyproject.toml: '' is the bare dependencies, other names are extras."
+def project_requirements(group=""):
+    "The requirements of one group of pyproject.toml: '' is the bare dependencies, else an extra."
     proj = pyproject()["project"]
-    lines = []
-    for g in groups: lines += proj["dependencies"] if g == "" else proj["optional-dependencies"][g]
-    return read_pins(lines, "pyproject.toml")
+    reqs = proj["dependencies"] if group == "" else proj["optional-dependencies"][group]
+    return [Requirement(r) for r in reqs]
+
+
+def extras():
+    "The names of pyproject.toml's extras."
+    return list(pyproject()["project"]["optional-dependencies"])
+
+
+def named_distributions(groups=None):
+    "{canonical name: [Requirement, ...]} over `groups` ('' and every extra by default) but htc_dl."
+    out, itself = {}, canonicalize_name(pyproject()["project"]["name"])
+    for g in ([""] + extras() if groups is None else groups):
+        for req in project_requirements(g):
+            name = canonicalize_name(req.name)
+            if name != itself: out.setdefault(name, []).append(req)
+    return out
 
 
 def lock_pins():

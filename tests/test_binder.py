@@ -1,4 +1,5 @@
-"""One set of pins: pyproject.toml, requirements-lock.txt, binder/, environment.yml and settings.ini agree.
+"""One set of pins, the lock: binder/ and environment.yml take their versions from
+requirements-lock.txt, and the ranges of pyproject.toml (mirrored in settings.ini) admit them all.
 
 Drifting versions are the most common reason course notebooks and Voila apps break on Binder, so Binder
 installs a compiled lock (binder/requirements.txt) and these tests hold it to the project's pins.
@@ -14,18 +15,37 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pins import (BASE_TOOLS, CPU_BUILDS, PYTORCH_CPU_INDEX, ROOT, binder_options, binder_pins, environment_pins,
-                  environment_yml, expected_binder_requirements, is_cuda_only, lock_pins, project_pins, pyproject,
+from pins import (BASE_TOOLS, CPU_BUILDS, PYTORCH_CPU_INDEX, ROOT, binder_options, binder_pins,
+                  environment_pins, environment_yml, expected_binder_requirements, extras,
+                  is_cuda_only, lock_pins, named_distributions, project_requirements, pyproject,
                   settings_ini)
 
 
-def test_every_project_pin_is_exact_and_is_the_version_in_the_lock():
+def test_pyproject_ranges_admit_every_lock_version_and_each_dependency_has_a_tested_floor():
     lock = lock_pins()
-    pins = project_pins()
-    assert len(pins) >= 20, f"expected the bare, apps and dev pins, got {sorted(pins)}"
-    for name, (_, version) in pins.items():
-        assert name in lock, f"{name} is pinned in pyproject.toml but missing from requirements-lock.txt"
-        assert lock[name][1] == version, f"{name}: pyproject.toml pins {version}, requirements-lock.txt {lock[name][1]}"
+    named = named_distributions()
+    assert len(named) >= 25, f"expected the bare, extras' and dev requirements, got {sorted(named)}"
+    for name, reqs in named.items():
+        assert name in lock, f"pyproject.toml names {name}, requirements-lock.txt does not pin it"
+        for req in reqs:
+            assert req.specifier.contains(lock[name][1], prereleases=True), \
+                f"{name}: pyproject asks {req.specifier}, the lock pins {lock[name][1]}. Widen it."
+    for req in project_requirements(""):   # tests/test_install.py installs exactly these floors
+        operators = [s.operator for s in req.specifier]
+        assert ">=" in operators, f"{req}: give it a floor (>=) that has been tested"
+        assert not {"==", "===", "~="} & set(operators), f"{req}: a range, not a pin"
+
+
+def test_extras_are_named_for_what_a_learner_wants_and_course_is_all_of_them():
+    assert extras() == ["deploy", "apps", "interpret", "multi", "course", "dev"]
+    course = project_requirements("course")
+    assert [str(r) for r in course] == ["htc_dl[apps,deploy,interpret,multi]"]
+    assert set(named_distributions(["deploy"])) == {"onnx", "onnxscript", "onnxruntime", "openvino"}
+    assert set(named_distributions(["interpret"])) == {"captum"}
+    assert set(named_distributions(["multi"])) == {"accelerate"}
+    assert set(named_distributions(["apps"])) == {"ipywidgets", "voila"}
+    heavy = set(named_distributions(["deploy", "interpret", "multi", "dev"])) | {"voila"}
+    assert not heavy & set(named_distributions([""])), "bare pulls an extra or a dev tool"
 
 
 def test_binder_requirements_are_the_lock_with_cpu_torch_and_no_cuda_packages():
@@ -37,7 +57,7 @@ def test_binder_requirements_are_the_lock_with_cpu_torch_and_no_cuda_packages():
     for name, (_, version) in binder.items():
         want = lock[name][1] + ("+cpu" if name in CPU_BUILDS else "")
         assert version == want, f"{name}: binder pins {version}, the lock says {want}"
-    assert binder["torch"][1] == project_pins()["torch"][1] + "+cpu"
+    assert binder["torch"][1] == lock["torch"][1] + "+cpu"
     assert f"--extra-index-url {PYTORCH_CPU_INDEX}" in binder_options()
     # and the file is exactly what `python tests/pins.py --write-binder` writes
     assert (ROOT/"binder"/"requirements.txt").read_text() == expected_binder_requirements(), \
@@ -57,9 +77,10 @@ def _requirements(dist_name, extras=()):
 
 def test_binder_lock_is_closed_every_dependency_it_needs_is_pinned_at_a_version_that_satisfies_it():
     binder = binder_pins()
-    # the package itself: its bare, apps and dev requirements are all in the lock, at the project's versions
-    for name, (_, version) in project_pins().items():
-        assert name in binder and binder[name][1].split("+")[0] == version, name
+    # the package itself: all pyproject.toml names (extras too) is in the lock at an admitted version
+    for name, reqs in named_distributions().items():
+        assert name in binder, name
+        assert all(r.specifier.contains(binder[name][1].split("+")[0]) for r in reqs), name
     todo = [(name, ()) for name in binder]
     seen, problems = set(), []
     while todo:
@@ -129,9 +150,10 @@ def test_binder_server_config_gives_jupyter_server_the_upload_limit_of_make_star
     assert "python binder/server_config.py" in (ROOT/"binder"/"postBuild").read_text()
 
 
-def test_environment_yml_pins_exactly_the_pyproject_pins_and_installs_the_package():
-    env = environment_pins()
-    assert env == project_pins(), f"differs: {sorted(set(env.items()) ^ set(project_pins().items()))}"
+def test_environment_yml_pins_the_lock_versions_of_all_pyproject_names_and_installs_the_package():
+    env, lock = environment_pins(), lock_pins()
+    assert env == {name: lock[name] for name in named_distributions()}, \
+        f"differs: {sorted(set(env.items()) ^ {(n, lock[n]) for n in named_distributions()})}"
     pip = next(d["pip"] for d in environment_yml()["dependencies"] if isinstance(d, dict))
     assert pip[-1] == "-e .", "the package itself, editable, after its pins"
     assert environment_yml()["name"] == pyproject()["project"]["name"]
@@ -147,7 +169,7 @@ def test_settings_ini_agrees_with_pyproject_on_every_shared_key():
     assert {"apache2": "Apache-2.0"}[ini["license"]] == proj["license"]
     import htc_dl
     assert ini["version"] == htc_dl.__version__, "pyproject takes the version from htc_dl.__version__"
-    for key, group in [("requirements", ""), ("apps_requirements", "apps"), ("dev_requirements", "dev")]:
+    for key, group in [("requirements", ""), *[(f"{e}_requirements", e) for e in extras()]]:
         listed = [r for r in ini[key].split()]
         want = proj["dependencies"] if group == "" else proj["optional-dependencies"][group]
         assert listed == want, f"settings.ini {key} differs from pyproject: {sorted(set(listed) ^ set(want))}"

@@ -1,5 +1,7 @@
-"""`pip install htc_dl`: the wheel and sdist build, the wheel installs into a fresh virtual environment and every
-public helper imports from it; the extras keep the footprint honest.
+"""`pip install htc_dl`: the wheel and sdist build, hold the package and its licence and nothing
+else, declare ranges and extras, the wheel installs into a fresh virtual environment and every
+public helper imports from it; the extras keep the footprint honest. (tests/test_install.py
+installs the wheel with its dependencies.)
 
 Offline and fast: `python -m build --no-isolation` uses this venv's setuptools, and the fresh venv reuses this
 venv's installed dependencies through a .pth file, so `pip install --no-deps --no-index` downloads nothing.
@@ -11,11 +13,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pins import ROOT, project_pins, pyproject
+from pins import ROOT, extras, named_distributions, project_requirements, pyproject
 
 DEV_ONLY = {"nbdev", "jupyterlab", "pytest", "playwright", "build", "nbconvert", "nbclient", "psutil"}
-WIDGET_DISTS = {"ipywidgets", "voila"}
-WIDGET_STACK = WIDGET_DISTS | {"jupyter-server", "ipython"}   # what a module serving or drawing widgets imports
 
 
 def run(cmd, **kw):
@@ -61,26 +61,63 @@ def public_names(module_path):
     return []
 
 
-def test_wheel_and_sdist_hold_every_module_and_the_wheel_declares_the_pins_and_extras(built):
+def specifiers(reqs):
+    "{canonical name: SpecifierSet} of requirements (their markers left aside)."
+    return {canonicalize_name(r.name): r.specifier for r in reqs}
+
+
+def test_wheel_holds_the_modules_and_the_licence_and_no_notebook_test_or_build_output(built):
     wheel, sdist = built
     modules = sorted(p.name for p in (ROOT/"htc_dl").glob("*.py"))
-    names = zipfile.ZipFile(wheel).namelist()
-    assert sorted(n.split("/")[1] for n in names if n.startswith("htc_dl/") and n.endswith(".py")) == modules
+    infos = zipfile.ZipFile(wheel).infolist()
+    names = [i.filename for i in infos]
+    package = sorted(n.split("/", 1)[1] for n in names if n.startswith("htc_dl/"))
+    assert package == modules, f"differs from htc_dl/*.py: {sorted(set(package) ^ set(modules))}"
+    folders = {n.split("/")[0] for n in names}
+    assert folders == {"htc_dl", f"htc_dl-{pyproject_version()}.dist-info"}, folders
+    dist_info = sorted(n.split("/", 1)[1] for n in names if not n.startswith("htc_dl/"))
+    assert dist_info == ["METADATA", "RECORD", "WHEEL", "entry_points.txt", "licenses/LICENSE",
+                         "top_level.txt"]
+    licence = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/LICENSE"))).decode()
+    assert "Apache License" in licence and "Version 2.0" in licence
+    assert (ROOT/"LICENSE").read_text() == licence
+    assert not [n for n in names if n.endswith((".ipynb", ".pyc")) or "tests/" in n]
+    assert max(i.file_size for i in infos) < 300_000, "a module or data file is unexpectedly large"
     sdist_names = tarfile.open(sdist).getnames()
-    for m in modules: assert any(n.endswith(f"htc_dl/{m}") for n in sdist_names), f"{m} missing from the sdist"
-    assert any(n.endswith("/pyproject.toml") for n in sdist_names)
-    meta = email.message_from_bytes(zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))))
+    for m in modules:
+        assert any(n.endswith(f"htc_dl/{m}") for n in sdist_names), f"{m} missing from the sdist"
+    for name in ("pyproject.toml", "LICENSE"):
+        assert any(n.endswith(f"/{name}") for n in sdist_names), f"{name} missing from the sdist"
+
+
+def pyproject_version():
     import htc_dl
-    assert meta["Version"] == htc_dl.__version__
-    assert set(meta.get_all("Provides-Extra")) == {"apps", "dev"}
+    return htc_dl.__version__
+
+
+def test_wheel_metadata_declares_the_ranges_the_extras_and_python_3_10_or_newer(built):
+    wheel, _ = built
+    zf = zipfile.ZipFile(wheel)
+    metadata = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+    meta = email.message_from_bytes(zf.read(metadata))
+    assert meta["Version"] == pyproject_version()
+    assert meta["Requires-Python"] == ">=3.10", "Python 3.9 must be refused at install time"
+    assert meta["License-Expression"] == "Apache-2.0"
+    assert meta.get_all("Provides-Extra") == extras()
     requires = [Requirement(r) for r in meta.get_all("Requires-Dist")]
-    bare = {canonicalize_name(r.name): str(r.specifier) for r in requires if r.marker is None}
-    assert bare == {n: f"=={v}" for n, (_, v) in project_pins(("",)).items()}
-    for extra in ["apps", "dev"]:
-        got = {canonicalize_name(r.name): str(r.specifier) for r in requires if r.marker and r.marker.evaluate({"extra": extra})}
-        assert got == {n: f"=={v}" for n, (_, v) in project_pins((extra,)).items()}, extra
-    assert not (set(bare) & (DEV_ONLY | WIDGET_DISTS)), "the bare package must not pull notebook, test or app tools"
-    ep = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    bare = [r for r in requires if r.marker is None]
+    assert specifiers(bare) == specifiers(project_requirements("")), "not pyproject's ranges"
+    assert all(str(r.specifier) and "==" not in str(r.specifier) for r in bare), bare
+    assert specifiers(bare)["torch"].contains("2.13.0+cpu")
+    for extra in extras():
+        got = [r for r in requires if r.marker and r.marker.evaluate({"extra": extra})]
+        assert specifiers(got) == specifiers(project_requirements(extra)), extra
+    course = [r for r in requires if r.marker and r.marker.evaluate({"extra": "course"})]
+    assert [(r.name, sorted(r.extras)) for r in course] == [
+        ("htc_dl", ["apps", "deploy", "interpret", "multi"])]
+    heavy = set(named_distributions(["deploy", "interpret", "multi"])) | {"voila"} | DEV_ONLY
+    assert not set(specifiers(bare)) & heavy, "bare pulls an extra or a dev tool"
+    ep = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
     assert "[nbdev]" in ep and "htc_dl = htc_dl._modidx:d" in ep
 
 
@@ -134,20 +171,41 @@ def _closure(names):
     return seen
 
 
-def test_bare_install_imports_every_lesson_module_and_the_apps_extra_covers_the_widget_modules():
-    """`pip install htc_dl` must import every lesson module (their top-level imports are in the bare pins' closure);
-    a module whose top level imports the widget/server stack needs `htc_dl[apps]`; nothing imports an undeclared package."""
-    bare_env = _closure(project_pins(("",)))
-    apps_env = _closure(set(project_pins(("",))) | set(project_pins(("apps",))))
-    problems, widget_modules = [], []
+def _required_extra(module_path):
+    "The extra a module asks for with `require_extra(...)` at its top level, or None."
+    for node in ast.parse(module_path.read_text()).body:
+        call = getattr(node, "value", None)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "require_extra":
+            return call.args[0].value
+    return None
+
+
+def test_bare_install_imports_every_module_that_asks_for_no_extra_and_the_others_name_theirs():
+    """`pip install htc_dl` must import every module that does not call `require_extra` (their
+    top-level imports are in the bare requirements' closure); a module that imports an extra's
+    package anywhere asks for that extra at its top; nothing imports an undeclared package."""
+    bare = set(named_distributions([""]))
+    with_extra = {e: _closure(bare | set(named_distributions([e])))
+                  for e in extras() if e not in ("course", "dev")}
+    everything = _closure(bare | set(named_distributions(list(with_extra))))
+    extra_only = {d: e for e in with_extra for d in named_distributions([e]) if d not in bare}
+    problems, guarded = [], {}
     for path in sorted((ROOT/"htc_dl").glob("*.py")):
         anywhere, top = _imported_distributions(path), _imported_distributions(path, top_level_only=True)
-        problems += [f"htc_dl/{path.name} imports {d}, which neither the bare package nor [apps] provides" for d in anywhere - apps_env]
-        problems += [f"htc_dl/{path.name} imports the dev tool {d}" for d in anywhere & DEV_ONLY]
-        if top & WIDGET_STACK: widget_modules.append(path.stem)
-        else: problems += [f"htc_dl/{path.name} imports {d} at its top level: a bare install could not import it" for d in top - bare_env]
+        extra = _required_extra(path)
+        if extra: guarded[path.stem] = extra
+        where = f"htc_dl/{path.name} imports"
+        problems += [f"{where} {d}, which neither the package nor an extra provides"
+                     for d in anywhere - everything]
+        problems += [f"{where} the dev tool {d}" for d in anywhere & DEV_ONLY]
+        allowed = with_extra[extra] if extra else _closure(bare)
+        problems += [f"{where} {d} at its top level, which a bare install lacks: start the module "
+                     f"with require_extra(...)" for d in top - allowed]
+        problems += [f"{where} {d} without require_extra({extra_only[d]!r}) at its top"
+                     for d in anywhere & set(extra_only) if extra != extra_only[d]]
     assert not problems, "\n".join(problems)
-    print("modules that need htc_dl[apps]:", widget_modules)
+    assert guarded == {"attacks": "interpret", "deploy": "deploy", "serving": "apps",
+                       "vision_plus": "multi"}, guarded
 
 
 def test_no_helper_can_unpickle_a_file_so_no_model_from_an_upload_runs_code():
@@ -166,3 +224,19 @@ def test_no_helper_can_unpickle_a_file_so_no_model_from_an_upload_runs_code():
             if name in {"pickle.load", "pickle.loads", "joblib.load", "load_learner", "torch.jit.load", "dill.load"}:
                 problems.append(f"{where} can run code from the file it reads")
     assert not problems, "\n".join(problems)
+
+
+
+def test_release_workflow_tests_the_lock_then_publishes_wheel_and_sdist_by_trusted_publishing():
+    import yaml
+    flow = yaml.safe_load((ROOT/".github"/"workflows"/"release.yml").read_text())
+    assert flow[True] == {"push": {"tags": ["v*"]}}, "version tags only"   # YAML reads `on` as True
+    build, publish = flow["jobs"]["test-and-build"], flow["jobs"]["publish"]
+    runs = [s.get("run", "") for s in build["steps"]]
+    test_step = next(i for i, r in enumerate(runs) if "make test" in r)
+    dist_step = next(i for i, r in enumerate(runs) if "make dist" in r)
+    assert test_step < dist_step, "build and publish only what passed the tests"
+    assert "python -m build" in (ROOT/"Makefile").read_text().split("\ndist:")[1].split("\n\n")[0]
+    assert flow["permissions"] == {"contents": "read"}, "only the publish job may ask for a token"
+    assert publish["needs"] == "test-and-build" and publish["permissions"] == {"id-token": "write"}
+    assert publish["steps"][-1]["uses"] == "pypa/gh-action-pypi-publish@release/v1"
