@@ -1,4 +1,7 @@
-"""`make bench`: run every benchmark and write bench/RESULTS.md. Benchmarks report; they never fail the build.
+"""`make bench`: run every benchmark and write bench/RESULTS.md. A section that crashes or overruns
+its cap, or a notebook that fails or kills its kernel, fails the run after the report is written:
+exit status 1 and a line naming each. Sections left out (BENCH_SECTIONS, budget) and notebooks
+stopped at their time limit do not.
 
 Sections (each prints its table as it goes): lesson notebooks executed once with nbclient (run time, peak memory and
 the headline figures read from the kernel), import times, app handler latency, Voila cold start in Chromium,
@@ -190,7 +193,8 @@ def main():
     sec["notebooks"] = []
     if "notebooks" in chosen:
         try: sec["notebooks"] = run_notebooks(clock, reserve)
-        except Exception: traceback.print_exc()
+        except Exception as e:
+            traceback.print_exc(); run["crashes"] = {"notebooks": f"{type(e).__name__}: {e}"[:300]}
     left = lambda cap: max(0, min(cap, clock.left()))
     print("-- import times", flush=True)
     sec["imports"] = run_script("imports", left(240)) if "imports" in chosen else skipped
@@ -215,9 +219,25 @@ def main():
     write_atomically(out_path, text)
     print("\n" + text, flush=True)
     print(f"Wrote {out_path} in {clock.elapsed() / 60:.1f} min (raw figures: {RAW / 'run.json'}).", flush=True)
+    return crashed(run)
+
+
+def crashed(run):
+    "{section: why} for each section that crashed or overran its cap; notebooks: those that failed."
+    out = dict(run.get("crashes", {}))
+    for name, r in run["sections"].items():
+        if name == "notebooks":
+            bad = [f"{row['notebook']} ({mode})" for row in r for mode in ("small", "full")
+                   if row.get(mode, {}).get("status") in ("error", "dead")]
+            if bad: out[name] = "failed: " + ", ".join(bad)
+        elif r.get("error") and not r["error"].startswith("not run"): out[name] = r["error"]
+    return out
 
 
 if __name__ == "__main__":
-    try: main()
-    except Exception: traceback.print_exc()   # a benchmark reports; it never fails the build
-    sys.exit(0)
+    try: failed = main()
+    except Exception:
+        traceback.print_exc(); failed = {"run_all": "crashed (traceback above)"}
+    for name, why in (failed or {}).items():
+        print(f"FAIL: bench section {name}: {why}", file=sys.stderr)
+    sys.exit(1 if failed else 0)
