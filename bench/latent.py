@@ -16,8 +16,9 @@ def measure(n_moves=60):
     import numpy as np, torch
     torch.set_num_threads(1)
     from htc_dl.data import mnist
-    from htc_dl.latent import (DIGITS_PER_CLASS, Autoencoder, autoencoder_loss, digit_mixer_app, fit_pca, load_digits,
-                               pca_reconstruct, reconstruction_error, train, train_mixer)
+    from htc_dl.latent import (DIGITS_PER_CLASS, Autoencoder, autoencoder_loss, fit_pca, load_digits,
+                               pca_reconstruct, reconstruction_error, train)
+    from htc_dl.digit_mixer import digit_mixer_app, train_mixer
     path = mnist(size="small")
     n_train, n_valid = DIGITS_PER_CLASS["small"]
     x_train, _ = load_digits(path, "training", n_train)

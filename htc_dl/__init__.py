@@ -2,6 +2,6 @@
 
 Modules:
 
-- `htc_dl.deploy`: Lesson 3, part 3: turn the classifier into files that run without Python and without PyTorch (on a server, a phone, a web page or an Intel camera board), check that every runtime gives the same answer, and see why "one button for all hardware" is harder than it sounds."""
+- `htc_dl.digit_mixer`: The Digit mixer app of lesson 6e: morph one real digit into another, steer a VAE's main latent directions, and see which digit a classifier reads."""
 
 __version__ = "0.1.0"

@@ -1,15 +1,17 @@
-"Lesson 6e's latent spaces outside the lesson: the app's model trained as the app trains it, the Digit mixer driven through its widgets, saving and loading, bad input."
+"""Lesson 6e's latent spaces outside the lesson (htc_dl.latent) and its Digit mixer app (htc_dl.digit_mixer): the app's
+model trained as the app trains it, the app driven through its widgets, saving and loading, bad input."""
 import os, re
 
 import numpy as np
 import pytest
 import torch
 
-import htc_dl.latent as latent
+import htc_dl.digit_mixer as digit_mixer
 from htc_dl.data import mnist
-from htc_dl.latent import (DIGITS_PER_CLASS, MIXER_FILE, Autoencoder, autoencoder_loss, cached_mixer, classify_digit, digit_mixer_app,
-                           digit_png, draw_code, fit_pca, load_digits, load_mixer, mix_code, pca_reconstruct, reconstruction_error,
-                           save_mixer, train, train_mixer)
+from htc_dl.digit_mixer import (MIXER_FILE, cached_mixer, current_code, digit_mixer_app, digit_png, draw_code,
+                                load_mixer, mix_code, save_mixer, train_mixer)
+from htc_dl.latent import (DIGITS_PER_CLASS, Autoencoder, autoencoder_loss, fit_pca, load_digits, pca_reconstruct,
+                           recognised, reconstruction_error, train)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_classifier_reads_at_least_90_percent_of_the_vaes_redrawings_as_their_tr
     assert mixer.about["classifier_accuracy"] >= 0.9
     assert mixer.about["redrawings_recognised"] >= 0.9, mixer.about
     with torch.no_grad(): redrawn = mixer.vae.decode(mixer.codes)
-    assert latent.recognised(mixer.classifier, redrawn, mixer.labels) == pytest.approx(mixer.about["redrawings_recognised"], abs=1e-4)
+    assert recognised(mixer.classifier, redrawn, mixer.labels) == pytest.approx(mixer.about["redrawings_recognised"], abs=1e-4)
 
 
 # ---------------------------------------------------------------- the app
@@ -91,11 +93,11 @@ def test_picking_a_digit_starts_from_its_clearest_example_and_morph_walks_to_the
     assert (app.start_example.value, app.end_example.value) == (mixer.clearest(4), mixer.clearest(7))
     start, end = mixer.examples(4)[mixer.clearest(4)], mixer.examples(7)[mixer.clearest(7)]
     app.morph.value = 0.0
-    assert torch.allclose(app.current_code(), mixer.codes[start]) and reading(app)[0] == 4
+    assert torch.allclose(current_code(app), mixer.codes[start]) and reading(app)[0] == 4
     app.morph.value = 1.0
-    assert torch.allclose(app.current_code(), mixer.codes[end]) and reading(app)[0] == 7
+    assert torch.allclose(current_code(app), mixer.codes[end]) and reading(app)[0] == 7
     app.morph.value = 0.5
-    assert torch.allclose(app.current_code(), (mixer.codes[start] + mixer.codes[end]) / 2, atol=1e-6)
+    assert torch.allclose(current_code(app), (mixer.codes[start] + mixer.codes[end]) / 2, atol=1e-6)
 
 
 def test_picking_another_example_changes_the_start_digit_and_its_thumbnail(app, mixer):
@@ -105,7 +107,7 @@ def test_picking_another_example_changes_the_start_digit_and_its_thumbnail(app, 
     other = (mixer.clearest(3) + 5) % len(mixer.examples(3))
     app.start_example.value = other
     assert app.picture.value != first and app.start_thumb.value != thumb
-    assert torch.allclose(app.current_code(), mixer.codes[mixer.examples(3)[other]])
+    assert torch.allclose(current_code(app), mixer.codes[mixer.examples(3)[other]])
     assert app.start_example.max == len(mixer.examples(3)) - 1
 
 
@@ -116,6 +118,21 @@ def test_reset_puts_every_slider_back_to_0_with_one_redraw_and_random_moves_them
     assert all(s.value == 0 for s in app.sliders) and len(app.timings) == n + 1
     app.surprise.click()
     assert any(s.value != 0 for s in app.sliders) and all(-3 <= s.value <= 3 for s in app.sliders)
+
+
+def test_handlers_are_functions_of_the_app_and_set_sliders_redraws_once(app, mixer):
+    from htc_dl.digit_mixer import example_row, holding, redraw, set_sliders
+    n = len(app.timings)
+    set_sliders(app, [1.0, -1.0])                    # the first two sliders move, the others stay at 0
+    assert [s.value for s in app.sliders] == [1.0, -1.0] + [0.0] * (len(app.sliders) - 2)
+    assert len(app.timings) == n + 1
+    start = example_row(mixer, app.start_digit.value, app.start_example.value)
+    end = example_row(mixer, app.end_digit.value, app.end_example.value)
+    assert torch.allclose(current_code(app), mix_code(mixer, start, end, app.morph.value, [1.0, -1.0]))
+    with holding(app): redraw(app)                   # nothing is drawn while holding
+    assert len(app.timings) == n + 1
+    redraw(app)
+    assert len(app.timings) == n + 2 and not app.holding
 
 
 def test_an_error_inside_a_redraw_is_shown_in_the_page_and_the_app_keeps_working(mixer):
@@ -134,7 +151,7 @@ def test_an_error_inside_a_redraw_is_shown_in_the_page_and_the_app_keeps_working
 
 def test_first_launch_trains_and_says_so_later_launches_load_without_training(tmp_path, monkeypatch, mixer):
     calls = []
-    monkeypatch.setattr(latent, "train_mixer", lambda **kw: calls.append(kw) or mixer)
+    monkeypatch.setattr(digit_mixer, "train_mixer", lambda **kw: calls.append(kw) or mixer)
     first, note = cached_mixer(folder=tmp_path)
     assert len(calls) == 1 and "trained now" in note and "no saved model yet" in note
     assert [p.name for p in tmp_path.iterdir()] == [MIXER_FILE]   # no temporary file left behind
@@ -149,7 +166,7 @@ def test_a_damaged_model_file_is_reported_and_trained_again(tmp_path, monkeypatc
     (tmp_path/MIXER_FILE).write_bytes(b"not a model")
     model, reason = load_mixer(tmp_path/MIXER_FILE)
     assert model is None and reason.startswith("it could not be read")
-    monkeypatch.setattr(latent, "train_mixer", lambda **kw: mixer)
+    monkeypatch.setattr(digit_mixer, "train_mixer", lambda **kw: mixer)
     _, note = cached_mixer(folder=tmp_path)
     assert "could not be read" in note and "trained now" in note
     assert load_mixer(tmp_path/MIXER_FILE)[0] is not None
