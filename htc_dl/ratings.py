@@ -13,31 +13,38 @@ import numpy as np, pandas as pd
 
 # %% ../nbs/core/06_ratings.ipynb #13e4a200
 def read_ratings(path):
-    "MovieLens 100k's ratings under `path` as a table: user, movie, rating, timestamp and the movie's title."
+    "MovieLens 100k's ratings under `path`: user, movie, rating, timestamp and the movie's title."
     path = Path(path)
     missing = [f for f in ("u.data", "u.item") if not (path/f).exists()]
-    if missing: raise FileNotFoundError(f"{path} has no {' or '.join(missing)}: expected MovieLens 100k's layout (u.data, u.item). "
-                                        "Get it with htc_dl.data.movielens().")
-    ratings = pd.read_csv(path/"u.data", sep="\t", header=None, names=["user", "movie", "rating", "timestamp"])
-    titles = pd.read_csv(path/"u.item", sep="|", header=None, usecols=[0, 1], names=["movie", "title"], encoding="latin-1")
+    if missing:
+        raise FileNotFoundError(f"{path} has no {' or '.join(missing)}: expected MovieLens 100k's "
+                                "layout (u.data, u.item). Get it with htc_dl.data.movielens().")
+    ratings = pd.read_csv(path/"u.data", sep="\t", header=None,
+                          names=["user", "movie", "rating", "timestamp"])
+    titles = pd.read_csv(path/"u.item", sep="|", header=None, usecols=[0, 1],
+                         names=["movie", "title"], encoding="latin-1")
     return ratings.merge(titles, on="movie", how="left")
 
 def check_ratings(ratings, names=None):
-    "`ratings` with its user, item and rating columns named user, movie, rating; a clear error when they are missing."
+    "`ratings`, its user, item and rating columns renamed user, movie, rating, or a clear error."
     names = {"user": "user", "item": "movie", "rating": "rating", **(names or {})}
     if set(names) != {"user", "item", "rating"}:
-        raise ValueError(f"names takes the keys user, item, rating; got {sorted(names)}. Example: names=dict(user='uid', item='mid', rating='stars').")
+        raise ValueError(f"names takes the keys user, item, rating; got {sorted(names)}. "
+                         "Example: names=dict(user='uid', item='mid', rating='stars').")
     missing = [c for c in names.values() if c not in ratings.columns]
     if missing:
-        raise ValueError(f"ratings need columns user, item, rating; got {list(ratings.columns)} (no {', '.join(map(repr, missing))}). "
+        raise ValueError(f"ratings need columns user, item, rating; got {list(ratings.columns)} "
+                         f"(no {', '.join(map(repr, missing))}). "
                          "Rename them or pass names=dict(user=..., item=..., rating=...).")
     renamed = {names["user"]: "user", names["item"]: "movie", names["rating"]: "rating"}
     clashes = [c for c in ("user", "movie", "rating") if c in ratings.columns and c not in renamed]
     out = ratings.drop(columns=clashes).rename(columns=renamed)
     if not pd.api.types.is_numeric_dtype(out["rating"]):
-        raise ValueError(f"ratings' {names['rating']!r} column must hold numbers, got {out['rating'].dtype}. Convert it with pd.to_numeric(...).")
+        raise ValueError(f"ratings' {names['rating']!r} column must hold numbers, "
+                         f"got {out['rating'].dtype}. Convert it with pd.to_numeric(...).")
     if out["rating"].isna().any():
-        raise ValueError(f"{int(out['rating'].isna().sum())} ratings are empty (NaN). Drop those rows first: ratings.dropna(subset=[{names['rating']!r}]).")
+        raise ValueError(f"{int(out['rating'].isna().sum())} ratings are empty (NaN). "
+                         f"Drop those rows first: ratings.dropna(subset=[{names['rating']!r}]).")
     return out
 
 # %% ../nbs/core/06_ratings.ipynb #be85af83

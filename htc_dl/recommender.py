@@ -21,30 +21,33 @@ from .data import models_root
 from .ratings import read_ratings, check_ratings, ratings_vocab
 
 # %% ../nbs/core/06_recommender.ipynb #5193fa69
-_FACTOR_NAMES = (("user_factors", "movie_factors", "user_bias", "movie_bias"),   # htc_dl.collab's models
-                 ("u_weight", "i_weight", "u_bias", "i_bias"))                   # fastai's EmbeddingDotBias
+_FACTOR_NAMES = (("user_factors", "movie_factors", "user_bias", "movie_bias"),  # htc_dl.collab
+                 ("u_weight", "i_weight", "u_bias", "i_bias"))  # fastai's EmbeddingDotBias
 
 def collab_weights(model):
-    "A dot-product model's user/movie factors and biases as arrays, and its y_range (None: no squashing); such a dict is returned as it is."
-    if isinstance(model, dict) and {"user_factors", "movie_factors", "user_bias", "movie_bias", "y_range"} <= set(model): return model
+    "A dot-product model's factors, biases and y_range (None: no squashing) as arrays."
+    if isinstance(model, dict) and {*_FACTOR_NAMES[0], "y_range"} <= set(model): return model
+    as_array = lambda n: getattr(model, n).weight.detach().cpu().numpy().astype(np.float32)
     for names in _FACTOR_NAMES:
         if hasattr(model, names[0]) and hasattr(model, names[1]):
-            uf, mf = (getattr(model, n).weight.detach().cpu().numpy().astype(np.float32) for n in names[:2])
-            ub, mb = (getattr(model, n).weight.detach().cpu().numpy()[:, 0] if hasattr(model, n) else np.zeros(len(f), np.float32)
+            uf, mf = as_array(names[0]), as_array(names[1])
+            ub, mb = (as_array(n)[:, 0] if hasattr(model, n) else np.zeros(len(f), np.float32)
                       for n, f in zip(names[2:], (uf, mf)))
-            return dict(user_factors=uf, movie_factors=mf, user_bias=ub, movie_bias=mb, y_range=getattr(model, "y_range", None))
-    raise ValueError(f"the app needs a dot-product model (DotProductBias, or collab_learner without use_nn); got {type(model).__name__}, "
-                     "which has no user and movie factors to put on sliders.")
+            return dict(user_factors=uf, movie_factors=mf, user_bias=ub, movie_bias=mb,
+                        y_range=getattr(model, "y_range", None))
+    raise ValueError("the app needs a dot-product model (DotProductBias, or collab_learner "
+                     f"without use_nn); got {type(model).__name__}, which has no user and "
+                     "movie factors to put on sliders.")
 
 def predicted_ratings(weights, user_vector, user_bias):
-    "The model's predicted rating of every movie for a user with these factors and bias (`sigmoid_range` in NumPy)."
+    "Every movie's predicted rating for a user with these factors and bias (NumPy)."
     score = weights["movie_factors"] @ user_vector + weights["movie_bias"] + user_bias
     if not weights["y_range"]: return score
     low, high = weights["y_range"]
     return low + (high - low) / (1 + np.exp(-score))
 
 def taste_directions(weights, rows, n=3, user_rows=slice(None)):
-    "The top `n` principal directions of the movie factors over `rows`, and how far users (`user_rows`) spread along them."
+    "The top `n` principal directions of the factors of movie `rows`, and the users' spread."
     factors = weights["movie_factors"][rows]
     _, _, directions = np.linalg.svd(factors - factors.mean(0), full_matrices=False)
     directions = directions[:n]
@@ -54,7 +57,7 @@ def taste_directions(weights, rows, n=3, user_rows=slice(None)):
 # %% ../nbs/core/06_recommender.ipynb #46e27963
 @dataclass
 class Catalogue:
-    "What the app looks up: the model's weights, a title and a rating count per movie row, the rows of the users who rated."
+    "What the app looks up: weights, a title and a count per movie row, who rated what."
     weights: dict
     titles: np.ndarray           # one title per movie row ('' for a placeholder row)
     counts: np.ndarray           # ratings per movie row
@@ -64,7 +67,9 @@ class Catalogue:
     n_ratings: int
 
     @property
-    def known_users(self): return sorted(self.user_row.values())   # not fastai's placeholder row for unknown ids
+    def known_users(self):
+        "Rows of users who rated (not fastai's placeholder row for unknown ids)."
+        return sorted(self.user_row.values())
 
     @property
     def popular(self):
@@ -73,33 +78,39 @@ class Catalogue:
         return known[np.argsort(-self.counts[known], kind="stable")][:300]
 
 def movie_catalogue(model, ratings, users=None, movies=None):
-    "A `Catalogue` of `ratings` for `model`; `users`/`movies` are the ids of the model's rows (default: sorted ids)."
+    "A `Catalogue` of `ratings`; `users`, `movies`: the ids of the model's rows (default: sorted)."
     ratings, weights = check_ratings(ratings), collab_weights(model)
-    if "title" not in ratings.columns: ratings = ratings.assign(title="movie " + ratings["movie"].astype(str))
+    if "title" not in ratings.columns:
+        ratings = ratings.assign(title="movie " + ratings["movie"].astype(str))
     ratings = ratings.assign(user_key=ratings["user"].astype(str))
     default_users, default_movies = ratings_vocab(ratings)
-    users = list(default_users if users is None else users); movies = list(default_movies if movies is None else movies)
-    for name, vocab, rows in (("users", users, weights["user_factors"]), ("movies", movies, weights["movie_factors"])):
+    users = list(default_users if users is None else users)
+    movies = list(default_movies if movies is None else movies)
+    for name, vocab, kind in (("users", users, "user"), ("movies", movies, "movie")):
+        rows = weights[f"{kind}_factors"]
         if len(vocab) != len(rows):
-            raise ValueError(f"{len(vocab)} {name} given but the model has {len(rows)} rows of {name[:-1]} factors. "
-                             f"Pass the ids the model was trained with, e.g. users=dls.classes['user'], movies=dls.classes['movie'].")
+            raise ValueError(f"{len(vocab)} {name} given but the model has {len(rows)} rows of "
+                             f"{kind} factors. Pass the ids the model was trained with, e.g. "
+                             "users=dls.classes['user'], movies=dls.classes['movie'].")
     titles = ratings.drop_duplicates("movie").set_index("movie")["title"]
     rating_users = set(ratings["user_key"])
     return Catalogue(weights, np.array([str(titles.get(m, "")) for m in movies], dtype=object),
                      ratings["movie"].value_counts().reindex(movies).fillna(0).astype(int).values,
-                     {str(u): i for i, u in enumerate(users) if str(u) in rating_users}, {m: i for i, m in enumerate(movies)},
+                     {str(u): i for i, u in enumerate(users) if str(u) in rating_users},
+                     {m: i for i, m in enumerate(movies)},
                      dict(tuple(ratings.groupby("user_key"))), len(ratings))
 
 # %% ../nbs/core/06_recommender.ipynb #9ab2dad3
 def recommendable(catalogue, min_ratings, exclude=()):
-    "Movie rows that may be recommended: with a title, rated at least `min_ratings` times (at least once), not in `exclude`."
+    "Movie rows with a title, rated at least `min_ratings` times (and once), not in `exclude`."
     rows = np.flatnonzero((catalogue.counts >= max(min_ratings, 1)) & (catalogue.titles != ""))
     return np.setdiff1d(rows, list(exclude)) if len(exclude) else rows
 
 def top_movies(catalogue, scores, rows, k=10):
-    "The `k` rows among `rows` with the highest `scores`, as table rows: rank, title, predicted rating, number of ratings."
+    "The `k` best-scored of `rows` as table rows: rank, title, predicted rating, ratings."
     best = rows[np.argsort(-scores[rows], kind="stable")][:k]
-    return [[n + 1, catalogue.titles[r], f"{scores[r]:.2f}", catalogue.counts[r]] for n, r in enumerate(best)]
+    return [[n + 1, catalogue.titles[r], f"{scores[r]:.2f}", catalogue.counts[r]]
+            for n, r in enumerate(best)]
 
 def movies_table(rows):
     "`top_movies`' rows as an HTML table."
@@ -113,64 +124,82 @@ def taste_ends(catalogue, direction):
 
 # %% ../nbs/core/06_recommender.ipynb #ba13f29a
 def new_user_taste(catalogue, directions, spread, steps):
-    "A newcomer's factors and bias: the average user's, moved `steps[i]` typical user spreads along `directions[i]`."
+    "A newcomer's factors and bias: the average user's, moved `steps[i]` spreads along direction i."
     w, users = catalogue.weights, catalogue.known_users
-    return w["user_factors"][users].mean(0) + sum(s * sd * d for s, sd, d in zip(steps, spread, directions)), float(w["user_bias"][users].mean())
+    moves = sum(s * sd * d for s, sd, d in zip(steps, spread, directions))
+    return w["user_factors"][users].mean(0) + moves, float(w["user_bias"][users].mean())
 
 def new_user_html(catalogue, taste, min_ratings=10, k=10):
     "The newcomer's top `k` as an HTML table, or a message when no movie has `min_ratings` ratings."
     rows = recommendable(catalogue, min_ratings)
-    if not len(rows): return message_html(f"The catalogue is empty: no movie has at least {min_ratings} ratings. "
-                                          "Lower 'min ratings' to see recommendations.")
-    return movies_table(top_movies(catalogue, predicted_ratings(catalogue.weights, *taste), rows, k))
+    if not len(rows):
+        return message_html(f"The catalogue is empty: no movie has at least {min_ratings} ratings. "
+                            "Lower 'min ratings' to see recommendations.")
+    scores = predicted_ratings(catalogue.weights, *taste)
+    return movies_table(top_movies(catalogue, scores, rows, k))
 
 def known_ids(catalogue):
     "The user ids the model knows, in the order a person counts them."
     return sorted(catalogue.user_row, key=lambda s: (len(s), s))
 
 def existing_user_html(catalogue, text, min_ratings=10, k=10):
-    "For the user id typed as `text`: their top `k` among movies they have not rated, beside what they rated; or what is wrong."
+    "For user id `text`: their top `k` new movies beside what they rated, or what is wrong."
     text = text.strip()
     if not text: return "<p>Type a user id and press Enter.</p>"
     if text not in catalogue.user_row:
         ids = known_ids(catalogue)
-        known = f"known ids run from {ids[0]} to {ids[-1]} ({len(ids)} users)" if ids else "the model knows no users"
-        return message_html(f"User {text!r} is not in the model: {known}. A new user? Use the 'New user' tab.")
+        known = (f"known ids run from {ids[0]} to {ids[-1]} ({len(ids)} users)" if ids
+                 else "the model knows no users")
+        return message_html(f"User {text!r} is not in the model: {known}. "
+                            "A new user? Use the 'New user' tab.")
     w, row, theirs = catalogue.weights, catalogue.user_row[text], catalogue.rated_by[text]
     scores = predicted_ratings(w, w["user_factors"][row], w["user_bias"][row])
-    rows = recommendable(catalogue, min_ratings, exclude=[catalogue.movie_row[m] for m in theirs["movie"] if m in catalogue.movie_row])
+    seen = [catalogue.movie_row[m] for m in theirs["movie"] if m in catalogue.movie_row]
+    rows = recommendable(catalogue, min_ratings, exclude=seen)
     recommended = (movies_table(top_movies(catalogue, scores, rows, k)) if len(rows) else
-                   message_html(f"Nothing left to recommend: user {text} has rated every movie with at least {min_ratings} ratings."))
+                   message_html(f"Nothing left to recommend: user {text} has rated every movie "
+                                f"with at least {min_ratings} ratings."))
     best = theirs.sort_values("rating", ascending=False).head(k)
-    rated = [[t, f"{r:.1f}", f"{scores[catalogue.movie_row[m]]:.2f}"] for t, r, m in zip(best["title"], best["rating"], best["movie"])]
-    return (f"<div style='display:flex;gap:32px'><div><h4>Recommended for user {html.escape(text)}</h4>{recommended}</div>"
-            f"<div><h4>What they rated ({len(theirs)} movies, their top {len(best)})</h4>"
+    rated = [[t, f"{r:.1f}", f"{scores[catalogue.movie_row[m]]:.2f}"]
+             for t, r, m in zip(best["title"], best["rating"], best["movie"])]
+    return (f"<div style='display:flex;gap:32px'><div><h4>Recommended for user "
+            f"{html.escape(text)}</h4>{recommended}</div><div><h4>What they rated "
+            f"({len(theirs)} movies, their top {len(best)})</h4>"
             f"{html_table(rated, ['movie', 'their rating', 'predicted'])}</div></div>")
 
 # %% ../nbs/core/06_recommender.ipynb #3dc9a2e3
 def taste_slider(low, high, i):
-    "A slider from -3 to 3 typical spreads along taste direction `i`, with the titles at each end beside it."
-    slider = widgets.FloatSlider(value=0, min=-3, max=3, step=0.1, description=f"taste {i+1}", continuous_update=True,
-                                 readout_format=".1f", layout=widgets.Layout(width="320px"))
-    return slider, widgets.HBox([widgets.HTML(f"<div style='width:260px;text-align:right'>{html.escape(low)}</div>"), slider,
-                                 widgets.HTML(f"<div style='width:260px'>{html.escape(high)}</div>")])
+    "A slider from -3 to 3 spreads along taste direction `i`, the titles at each end beside it."
+    slider = widgets.FloatSlider(value=0, min=-3, max=3, step=0.1, description=f"taste {i+1}",
+                                 continuous_update=True, readout_format=".1f",
+                                 layout=widgets.Layout(width="320px"))
+    ends = [f"<div style='width:260px;text-align:right'>{html.escape(low)}</div>",
+            f"<div style='width:260px'>{html.escape(high)}</div>"]
+    return slider, widgets.HBox([widgets.HTML(ends[0]), slider, widgets.HTML(ends[1])])
 
 def recommender_app(model, ratings, users=None, movies=None, n_sliders=3, top_k=10, min_ratings=10):
-    "Recommendations from a dot-product `model`: a new user steers the top taste directions with sliders, or an existing user is looked up."
+    "Recommendations from a dot-product `model`: a new user's sliders, or a user looked up."
     header = widgets.HTML("<h2>Movie recommender</h2>")
     if len(check_ratings(ratings)) == 0:
-        message = widgets.HTML(message_html("The catalogue is empty: there are no ratings, so there is no movie to recommend and no user "
-                                            "to look up. Pass the ratings the model was trained on, e.g. read_ratings(movielens())."))
+        message = widgets.HTML(message_html(
+            "The catalogue is empty: there are no ratings, so there is no movie to recommend and "
+            "no user to look up. Pass the ratings the model was trained on, "
+            "e.g. read_ratings(movielens())."))
         app = widgets.VBox([header, message])
-        app.sliders, app.min_ratings, app.recommendations, app.timings, app.user_id, app.user_view = [], None, message, [], None, message
+        app.sliders, app.min_ratings, app.recommendations, app.timings = [], None, message, []
+        app.user_id, app.user_view = None, message
         return app
     catalogue = movie_catalogue(model, ratings, users, movies)
-    n_sliders = min(n_sliders, catalogue.weights["movie_factors"].shape[1], max(len(catalogue.popular) - 1, 0))
-    directions, spread = taste_directions(catalogue.weights, catalogue.popular, n_sliders, catalogue.known_users)
+    n_factors = catalogue.weights["movie_factors"].shape[1]
+    n_sliders = min(n_sliders, n_factors, max(len(catalogue.popular) - 1, 0))
+    directions, spread = taste_directions(catalogue.weights, catalogue.popular, n_sliders,
+                                          catalogue.known_users)
     labels = [taste_ends(catalogue, d) for d in directions]
-    sliders, slider_rows = zip(*[taste_slider(low, high, i) for i, (low, high) in enumerate(labels)]) if labels else ((), ())
+    rows = [taste_slider(low, high, i) for i, (low, high) in enumerate(labels)]
+    sliders, slider_rows = zip(*rows) if rows else ((), ())
     most = int(catalogue.counts.max(initial=0))
-    min_count = widgets.IntSlider(value=min(min_ratings, most), min=0, max=max(50, most), description="min ratings", continuous_update=False)
+    min_count = widgets.IntSlider(value=min(min_ratings, most), min=0, max=max(50, most),
+                                  description="min ratings", continuous_update=False)
     recommendations, timing, timings = widgets.HTML(), widgets.HTML(), []
     taste = lambda: new_user_taste(catalogue, directions, spread, [s.value for s in sliders])
 
@@ -180,20 +209,27 @@ def recommender_app(model, ratings, users=None, movies=None, n_sliders=3, top_k=
         timings.append((time.perf_counter() - start) * 1000)
         timing.value = f"<small>updated in {timings[-1]:.0f} ms</small>"
 
-    user_id = widgets.Text(placeholder="a user id, e.g. " + next(iter(known_ids(catalogue)), "1"), description="user id", continuous_update=False)
+    example = next(iter(known_ids(catalogue)), "1")
+    user_id = widgets.Text(placeholder=f"a user id, e.g. {example}", description="user id",
+                           continuous_update=False)
     user_view = widgets.HTML(existing_user_html(catalogue, ""))
-    show_user = lambda change=None: setattr(user_view, "value", existing_user_html(catalogue, user_id.value, min_count.value, top_k))
+    def show_user(change=None):
+        user_view.value = existing_user_html(catalogue, user_id.value, min_count.value, top_k)
     for s in (*sliders, min_count): s.observe(safely(show_new_user, recommendations), names="value")
     user_id.observe(safely(show_user, user_view), names="value")
 
-    new_user = widgets.VBox([widgets.HTML("<p>Start as the average user, then move the sliders towards the movies you like.</p>"),
-                             *slider_rows, min_count, recommendations, timing])
-    tabs = widgets.Tab(children=[new_user, widgets.VBox([user_id, user_view])], titles=["New user", "Existing user"])
-    header.value += (f"<p>{catalogue.n_ratings:,} ratings of {(catalogue.counts > 0).sum():,} movies by {len(catalogue.user_row):,} users; "
-                     f"{catalogue.weights['user_factors'].shape[1]} taste factors.</p>")
+    intro = widgets.HTML("<p>Start as the average user, then move the sliders towards the "
+                         "movies you like.</p>")
+    new_user = widgets.VBox([intro, *slider_rows, min_count, recommendations, timing])
+    tabs = widgets.Tab(children=[new_user, widgets.VBox([user_id, user_view])],
+                       titles=["New user", "Existing user"])
+    n_movies = (catalogue.counts > 0).sum()
+    header.value += (f"<p>{catalogue.n_ratings:,} ratings of {n_movies:,} movies by "
+                     f"{len(catalogue.user_row):,} users; {n_factors} taste factors.</p>")
     app = widgets.VBox([header, tabs])
-    app.sliders, app.min_ratings, app.recommendations, app.timings, app.slider_labels = list(sliders), min_count, recommendations, timings, labels
-    app.user_id, app.user_view, app.tabs, app.catalogue, app.movie_titles = user_id, user_view, tabs, catalogue, catalogue.titles
+    app.sliders, app.min_ratings, app.recommendations = list(sliders), min_count, recommendations
+    app.timings, app.slider_labels, app.user_id, app.user_view = timings, labels, user_id, user_view
+    app.tabs, app.catalogue, app.movie_titles = tabs, catalogue, catalogue.titles
     app.new_user_ratings = lambda: predicted_ratings(catalogue.weights, *taste())
     show_new_user()
     return app
@@ -206,15 +242,16 @@ def _data_fingerprint(path):
     return f"{size}:{md5}"
 
 def save_recommender(model, file, fingerprint):
-    "Save `model` (a `DotProductBias`) as safetensors with its settings, via a temporary file renamed into place."
+    "Save `model` (a `DotProductBias`) as safetensors with its settings, written atomically."
     from safetensors.torch import save_file
     from htc_dl.data import write_file_atomically
-    meta = {"data": fingerprint, "n_factors": str(model.user_factors.weight.shape[1]), "y_range": ",".join(map(str, model.y_range))}
+    meta = {"data": fingerprint, "n_factors": str(model.user_factors.weight.shape[1]),
+            "y_range": ",".join(map(str, model.y_range))}
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     return write_file_atomically(file, lambda tmp: save_file(state, tmp, metadata=meta))
 
 def load_recommender(file, fingerprint):
-    "The `DotProductBias` saved in `file`, or None and the reason when it is missing, damaged or from other data."
+    "The `DotProductBias` in `file`, or None and why: missing, damaged or from other data."
     from safetensors import safe_open
     from htc_dl.collab import DotProductBias
     file = Path(file)
@@ -224,13 +261,14 @@ def load_recommender(file, fingerprint):
             meta, state = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
         if meta.get("data") != fingerprint: return None, "it was trained on other data"
         n_users, n_movies = len(state["user_bias.weight"]), len(state["movie_bias.weight"])
-        model = DotProductBias(n_users, n_movies, int(meta["n_factors"]), tuple(float(v) for v in meta["y_range"].split(",")))
+        y_range = tuple(float(v) for v in meta["y_range"].split(","))
+        model = DotProductBias(n_users, n_movies, int(meta["n_factors"]), y_range)
         model.load_state_dict(state)
     except Exception as e: return None, f"it could not be read ({type(e).__name__}: {e})"
     return model.eval(), "loaded"
 
 def cached_recommender(source="auto", size=None, folder=None, **fit_args):
-    "The app's model and ratings: loaded from `folder` (default `models_root()`) when trained on this data, else trained now and saved."
+    "The app's model and ratings: loaded from `folder` (`models_root()`), else trained and saved."
     from htc_dl.data import movielens
     from htc_dl.collab import fit_collab
     path = movielens(source, size)
@@ -242,11 +280,13 @@ def cached_recommender(source="auto", size=None, folder=None, **fit_args):
     start = time.perf_counter()
     model, _ = fit_collab(ratings, **fit_args)
     save_recommender(model, file, fingerprint)
-    print(f"recommender: trained on {len(ratings):,} ratings in {time.perf_counter() - start:.1f} s ({reason}), saved to {file}")
+    took = time.perf_counter() - start
+    print(f"recommender: trained on {len(ratings):,} ratings in {took:.1f} s ({reason}), "
+          f"saved to {file}")
     return model, ratings
 
 def load_recommender_weights(file, fingerprint):
-    "The weights saved in `file` as NumPy arrays (what `collab_weights` returns), without PyTorch; or None and the reason."
+    "The weights in `file` as NumPy arrays (as `collab_weights`), without PyTorch; or None, why."
     from safetensors.numpy import safe_open
     file = Path(file)
     if not file.exists(): return None, "no saved model yet"
@@ -254,14 +294,16 @@ def load_recommender_weights(file, fingerprint):
         with safe_open(file, framework="np") as f:
             meta, state = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
         if meta.get("data") != fingerprint: return None, "it was trained on other data"
-        weights = dict(user_factors=state["user_factors.weight"], movie_factors=state["movie_factors.weight"],
-                       user_bias=state["user_bias.weight"][:, 0], movie_bias=state["movie_bias.weight"][:, 0],
+        weights = dict(user_factors=state["user_factors.weight"],
+                       movie_factors=state["movie_factors.weight"],
+                       user_bias=state["user_bias.weight"][:, 0],
+                       movie_bias=state["movie_bias.weight"][:, 0],
                        y_range=tuple(float(v) for v in meta["y_range"].split(",")))
     except Exception as e: return None, f"it could not be read ({type(e).__name__}: {e})"
     return weights, "loaded"
 
 def app_recommender(source="auto", size=None, folder=None):
-    "The Voila app's weights and ratings: read from `folder` (default `models_root()`) without PyTorch, else trained first."
+    "The Voila app's weights and ratings: read from `folder` without PyTorch, else trained first."
     from htc_dl.data import movielens
     path = movielens(source, size)
     file = Path(folder or models_root())/f"recommender_{path.name}.safetensors"
