@@ -18,8 +18,9 @@ def measure(n_photos=18, app_moves=6):
     "Everything, in this process (call it in a fresh one: peak memory is this process's)."
     sys.path.insert(0, str(ROOT))
     import numpy as np, torch
-    from htc_dl.attacks import (PixelModel, accuracy, fgsm, fooled, fool_app, in_batches, pgd, photo_pixels, robust_accuracy,
+    from htc_dl.attacks import (PixelModel, accuracy, fgsm, fooled, in_batches, pgd, photo_pixels, robust_accuracy,
                                 top1, train_digits)
+    from htc_dl.fool import fool_app
     from htc_dl.data import mnist_sample
     from htc_dl.deploy import PHOTOS, real_photos
     from htc_dl.pretrained import imagenet_labels, imagenet_model

@@ -2,7 +2,7 @@
 small mode, offline and (when a simulated-online server is given) online.
 
 App notebooks run every cell, as Voila does, and the reading ends only once an app that loads its model behind its page
-(a thread named `htc_dl.apps.LOADING_THREAD`) has finished loading it.
+(a thread named `htc_dl.app_toolkit.LOADING_THREAD`) has finished loading it.
 
 What is measured: the RSS of the kernel's own process (psutil, sampled every 0.1 s, plus the kernel's own
 `ru_maxrss` read at the end), never a sum over DataLoader workers, which share most of their pages with the
@@ -78,8 +78,8 @@ class KernelPeak:
     def __exit__(self, *exc): self._stop.set(); self._thread.join(); self.sample()
 
 
-# imports nothing new into the kernel (that would add to its peak): without htc_dl.apps loaded, no app is loading
-WAIT_FOR_APP_LOADING = ("import sys, threading\napps = sys.modules.get('htc_dl.apps')\n"
+# imports nothing new into the kernel (that would add to its peak): without the app toolkit loaded, no app is loading
+WAIT_FOR_APP_LOADING = ("import sys, threading\napps = sys.modules.get('htc_dl.app_toolkit')\n"
                         "for t in threading.enumerate():\n    if apps and t.name == apps.LOADING_THREAD: t.join(600)")
 
 

@@ -9,9 +9,9 @@ __all__ = ['SMALL_ENV', 'DATA_ENV', 'MODELS_ENV', 'REAL_SETS', 'URL_BASE_ENV', '
            'check_size', 'data_root', 'models_root', 'archive_stats', 'fetch_archive', 'write_file_atomically',
            'fastai_checks', 'real_url', 'download_real', 'subset_mnist_sample', 'subset_mnist', 'subset_pets',
            'subset_pascal', 'subset_biwi', 'subset_movielens', 'real_path', 'offline_path', 'load', 'mnist_sample',
-           'mnist', 'pets', 'pascal', 'biwi', 'movielens', 'breed_folders', 'OFFLINE_SETS', 'PET_BREEDS', 'PET_COUNTS',
-           'FOLDER_BREEDS', 'PASCAL_CLASSES', 'PASCAL_COUNTS', 'BIWI_CAMERA', 'BIWI_PEOPLE', 'BIWI_FRAMES',
-           'MOVIELENS_SHAPES', 'GENRES', 'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets',
+           'mnist', 'pets', 'pascal', 'biwi', 'movielens', 'breed_folders', 'plant_mislabels', 'OFFLINE_SETS',
+           'PET_BREEDS', 'PET_COUNTS', 'FOLDER_BREEDS', 'PASCAL_CLASSES', 'PASCAL_COUNTS', 'BIWI_CAMERA', 'BIWI_PEOPLE',
+           'BIWI_FRAMES', 'MOVIELENS_SHAPES', 'GENRES', 'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets',
            'write_breed_folders', 'planted_mislabels', 'draw_object', 'write_pascal', 'draw_head', 'write_biwi',
            'planted_ratings', 'write_movielens', 'planted_truth']
 
@@ -358,3 +358,24 @@ def breed_folders(breeds=FOLDER_BREEDS, source="auto", size=None):
         _write_atomically(dest, lambda out: write_breed_folders(out, pets_path, breeds, planted_fraction=0.08 if offline else 0))
     print(f"breed_folders: {len(breeds)} folders at {dest}" + (f", {len(planted_mislabels(dest))} planted mislabels" if offline else ""))
     return dest
+
+# %% ../nbs/core/00_data.ipynb #6f2b8d31
+def plant_mislabels(path, fraction=0.08, seed=3):
+    "Move a random `fraction` of the pictures in label folders to wrong ones; {file: true label}."
+    path, rng = Path(path), np.random.default_rng(seed)
+    labels = sorted(d.name for d in path.iterdir() if d.is_dir())
+    if len(labels) < 2:
+        raise ValueError(f"{path} needs two or more label folders to mislabel; got {labels}.")
+    planted = {f.relative_to(path).as_posix(): true for f, true in planted_mislabels(path).items()}
+    files = sorted(f for label in labels for f in (path/label).iterdir()
+                   if f.relative_to(path).as_posix() not in planted)
+    n = min(len(files), max(3, round(fraction * len(files))))
+    for i in sorted(rng.choice(len(files), n, replace=False)):
+        true_label = files[i].parent.name
+        dest = path/rng.choice([l for l in labels if l != true_label])/files[i].name
+        if dest.exists(): dest = dest.with_name(f"{dest.stem}_{i}{dest.suffix}")
+        shutil.move(files[i], dest)
+        planted[dest.relative_to(path).as_posix()] = true_label
+    with open(path/"planted_mislabels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("file", "true_label"), *planted.items()])
+    return planted_mislabels(path)

@@ -13,6 +13,7 @@ import base64, io, json, os, re, time, uuid, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from .data import models_root, write_file_atomically
+from .app_toolkit import read_upload, UploadError
 
 # %% ../nbs/core/03_feedback.ipynb #3190b486
 FEEDBACK_ENV = "HTC_DL_FEEDBACK"
@@ -59,7 +60,6 @@ def _check_correction(content, name, label, labels):
         raise FeedbackError(f"{label!r} is not a breed this model can learn. Pick one from the list ({', '.join(labels[:5])}, ...).")
     data = bytes(content or b"")
     if not data: raise FeedbackError(f"{name} is empty (0 bytes): there is no picture to record. Upload it again, then pick the breed.")
-    from htc_dl.apps import read_upload, UploadError
     try: read_upload(data, name)
     except UploadError as e: raise FeedbackError(f"not recorded: {e}") from e
     return data

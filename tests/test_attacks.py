@@ -1,4 +1,4 @@
-"Lesson 4b's attacks outside the lesson: the Fool the classifier app driven through its widgets on real photos, real and broken uploads, and the attacks' guarantees."
+"Lesson 4b's attacks outside the lesson: the Fool the classifier app (htc_dl.fool) driven through its widgets on real photos, real and broken uploads, and the attacks' guarantees."
 import html, io, os, re
 
 import numpy as np
@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from htc_dl.apps import MAX_UPLOAD_MB
-from htc_dl.attacks import APP_PGD_STEPS, PixelModel, attack_photo, fgsm, fool_app, pgd, photo_pixels, top1
+from htc_dl.app_toolkit import MAX_UPLOAD_MB
+from htc_dl.attacks import PixelModel, fgsm, pgd, photo_pixels, top1
+from htc_dl.fool import APP_PGD_STEPS, attack_photo, fool_app
 from htc_dl.deploy import real_photos
 
 
@@ -143,3 +144,44 @@ def test_unknown_method_is_an_error_that_names_the_choices(model):
     net, labels = model
     with pytest.raises(ValueError, match="FGSM"):
         attack_photo(net, photo_pixels(real_photos(["coffee"])["coffee"]), labels, 1, method="magic")
+
+
+def test_a_second_photo_with_the_same_name_shows_the_new_photo_and_its_attack(app):
+    "Phones name every photo image.jpg: the second one is a new picture, and the page must say so."
+    reset(app)
+    photos = real_photos(["coffee", "astronaut"])
+    upload(app, "image.jpg", jpeg(photos["coffee"]))
+    coffee = (app.images[0].value, top_label(app.before))
+    assert app.photo.value == "your upload: image.jpg" and coffee[1] in ("espresso", "cup", "coffee mug"), coffee[1]
+    upload(app, "image.jpg", jpeg(photos["astronaut"]))
+    assert app.photo.value == "your upload: image.jpg" and app.message.value == ""
+    assert app.images[0].value != coffee[0] and top_label(app.before) not in ("espresso", "cup", "coffee mug")
+    assert torch.equal(app.pictures["your upload: image.jpg"], photo_pixels(Image.open(io.BytesIO(jpeg(photos["astronaut"])))))
+    assert list(app.photo.options).count("your upload: image.jpg") == 1
+    reset(app)
+
+
+def test_after_a_rejected_file_the_same_name_again_clears_the_message_and_shows_the_photo(app):
+    reset(app)
+    photos = real_photos(["coffee", "chelsea"])
+    upload(app, "image.jpg", jpeg(photos["coffee"]))
+    upload(app, "image.jpg", b"this upload was cut off")   # a broken file under the same name
+    assert "image.jpg is not an image this app can read" in html.unescape(app.message.value)
+    assert top_label(app.before) in ("espresso", "cup", "coffee mug")
+    upload(app, "image.jpg", jpeg(photos["chelsea"]))
+    assert app.message.value == "" and top_label(app.before) in ("tabby", "tiger cat", "Egyptian cat"), app.before.value
+    assert "Fooled" in app.verdict.value
+    reset(app)
+
+
+def test_the_same_file_chosen_again_after_picking_a_bundled_photo_is_shown_again(app):
+    "The upload widget is emptied once read, so choosing the same file again is a new upload."
+    reset(app)
+    coffee = jpeg(real_photos(["coffee"])["coffee"])
+    upload(app, "image.jpg", coffee)
+    assert app.upload.value == ()
+    app.photo.value = "chelsea"
+    assert top_label(app.before) in ("tabby", "tiger cat", "Egyptian cat")
+    upload(app, "image.jpg", coffee)
+    assert app.photo.value == "your upload: image.jpg" and top_label(app.before) in ("espresso", "cup", "coffee mug")
+    reset(app)
