@@ -24,7 +24,8 @@ from PIL import Image
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 class PixelModel(nn.Module):
-    "An ImageNet classifier that takes pixels in [0, 1], (n, 3, h, w), and normalises them itself; its weights are frozen."
+    ("An ImageNet classifier that takes pixels in [0, 1], (n, 3, h, w), "
+     "and normalises them itself; its weights are frozen.")
     def __init__(self, model, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
         self.model = model.eval()
@@ -36,8 +37,10 @@ class PixelModel(nn.Module):
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #04b14b8e
 def photo_pixels(photo, size=224):
-    "A photo (uint8 array or PIL image) as (3, size, size) floats on whole grey levels: shorter side to size*8/7, centre crop, /255."
-    img = (photo if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo, dtype=np.uint8))).convert("RGB")
+    ("A photo (uint8 array or PIL image) as (3, size, size) floats on "
+     "whole grey levels: shorter side to size*8/7, centre crop, /255.")
+    img = (photo if isinstance(photo, Image.Image)
+           else Image.fromarray(np.asarray(photo, dtype=np.uint8))).convert("RGB")
     w, h = img.size
     scale = round(size * 8 / 7) / min(w, h)
     img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
@@ -53,11 +56,13 @@ def to_grey_levels(x):
 def top_k(model, x, labels, k=3):
     "The `k` most likely (label, probability) pairs for each image in x (n, 3, h, w)."
     with torch.no_grad(): top = model(x).softmax(1).topk(k)
-    return [[(labels[i], p.item()) for p, i in zip(ps, ix)] for ps, ix in zip(top.values, top.indices)]
+    return [[(labels[i], p.item()) for p, i in zip(ps, ix)]
+            for ps, ix in zip(top.values, top.indices)]
 
 def top1(model, x, batch=4):
     "The most likely class of each image in x, in batches of `batch` to bound memory."
-    with torch.no_grad(): return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 def per_image(target, n):
     "`target` as n class numbers: one number is repeated for every image."
@@ -65,9 +70,11 @@ def per_image(target, n):
     return target.expand(n) if target.dim() == 0 else target
 
 def in_batches(f, model, x, target, batch=2, **kwargs):
-    "`f(model, x, target=...)` on `batch` images at a time, joined (a backward pass through a big model holds ~100 MB per image)."
+    ("`f(model, x, target=...)` on `batch` images at a time, joined "
+     "(a backward pass through a big model holds ~100 MB per image).")
     target = per_image(target, len(x))
-    return torch.cat([f(model, x[i:i + batch], target=target[i:i + batch], **kwargs) for i in range(0, len(x), batch)])
+    return torch.cat([f(model, x[i:i + batch], target=target[i:i + batch], **kwargs)
+                      for i in range(0, len(x), batch)])
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #0bc85144
 def first_filters(model):
@@ -79,7 +86,8 @@ def first_filters(model):
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #2faed680
 def total_variation(x):
-    "Mean absolute difference between neighbouring pixels, down and across: small for smooth images."
+    ("Mean absolute difference between neighbouring "
+     "pixels, down and across: small for smooth images.")
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean()
 
 def class_objective(model, classes):
@@ -99,9 +107,11 @@ def channel_objective(model, layer, channels):
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #85d23eb7
 def visualise(objective, n, size=128, steps=60, lr=0.05, tv=1.0, shift=8, seed=0, progress=True):
-    "n images (n, 3, size, size) made by gradient ascent on `objective` (n scores), with jitter and a total-variation penalty."
+    ("n images (n, 3, size, size) made by gradient ascent on `objective` "
+     "(n scores), with jitter and a total-variation penalty.")
     gen = torch.Generator().manual_seed(seed)
-    z = (torch.randn(n, 3, size, size, generator=gen) * 0.1).requires_grad_(True)   # the image is sigmoid(z): always in [0, 1]
+    # the image is sigmoid(z): always in [0, 1]
+    z = (torch.randn(n, 3, size, size, generator=gen) * 0.1).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     steps_run = range(steps)
     if progress:
@@ -123,21 +133,26 @@ def saliency(model, x, target):
     return grad.abs().amax(1)
 
 def grad_cam(model, layer, x, target):
-    "Grad-CAM: `layer`'s channels weighted by their mean gradient of score[target], summed, negatives cut: (n, h', w')."
+    ("Grad-CAM: `layer`'s channels weighted by their mean gradient "
+     "of score[target], summed, negatives cut: (n, h', w').")
     store = {}
     hook = layer.register_forward_hook(lambda m, i, o: store.update(a=o))
-    try: score = model(x.detach().clone().requires_grad_(True))[torch.arange(len(x)), torch.as_tensor(target)].sum()
+    try:
+        score = model(x.detach().clone().requires_grad_(True))[torch.arange(len(x)),
+                                                               torch.as_tensor(target)].sum()
     finally: hook.remove()
     grad, = torch.autograd.grad(score, store["a"])
     return F.relu((grad.mean((2, 3), keepdim=True) * store["a"]).sum(1)).detach()
 
 def correlation(a, b):
     "Pearson correlation of two maps (any shapes with the same number of values)."
-    return float(np.corrcoef(torch.as_tensor(a).flatten().double().numpy(), torch.as_tensor(b).flatten().double().numpy())[0, 1])
+    return float(np.corrcoef(torch.as_tensor(a).flatten().double().numpy(),
+                             torch.as_tensor(b).flatten().double().numpy())[0, 1])
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #148e91fe
 def fgsm(model, x, eps, target, targeted=False):
-    "x moved `eps` along the sign of the loss gradient: away from class `target`, or towards it if `targeted`; kept in [0, 1]."
+    ("x moved `eps` along the sign of the loss gradient: away from "
+     "class `target`, or towards it if `targeted`; kept in [0, 1].")
     x = x.detach().clone().requires_grad_(True)
     grad, = torch.autograd.grad(F.cross_entropy(model(x), per_image(target, len(x))), x)
     step = -eps * grad.sign() if targeted else eps * grad.sign()
@@ -146,7 +161,8 @@ def fgsm(model, x, eps, target, targeted=False):
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #dfbe1bc7
 def amplified(delta, eps):
     "A perturbation (3, h, w) as a uint8 picture: mid-grey is no change, -eps black, +eps white."
-    return ((delta / max(eps, 1e-12)).clamp(-1, 1) * 127.5 + 127.5).round().byte().permute(1, 2, 0).numpy()
+    return ((delta / max(eps, 1e-12)).clamp(-1, 1) * 127.5
+            + 127.5).round().byte().permute(1, 2, 0).numpy()
 
 def as_picture(x):
     "An image tensor (3, h, w) in [0, 1] as a uint8 (h, w, 3) array."
@@ -154,7 +170,8 @@ def as_picture(x):
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #92d02d4b
 def pgd(model, x, eps, target, targeted=False, steps=10, step_size=None, progress=None):
-    "Projected gradient descent: `steps` FGSM steps of `step_size` (default 1.25·eps/steps, at least one grey level), each projected back to x ± eps and [0, 1]; rounded to grey levels."
+    ("Projected gradient descent: `steps` FGSM steps of `step_size` (default 1.25·eps/steps, at "
+     "least one grey level), each projected back to x ± eps and [0, 1]; rounded to grey levels.")
     step_size = max(1.25 * eps / steps, 1 / 255) if step_size is None else step_size
     x = x.detach()
     adv = x.clone()
@@ -166,27 +183,34 @@ def pgd(model, x, eps, target, targeted=False, steps=10, step_size=None, progres
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #7a3cf6b7
 def fooled(model, adv, label, targeted=False):
-    "Per image, did the attack work: the top-1 is no longer `label`, or (targeted) it is now `label`."
+    ("Per image, did the attack work: the top-1 is no "
+     "longer `label`, or (targeted) it is now `label`.")
     pred = top1(model, adv)
     return pred == torch.as_tensor(label) if targeted else pred != torch.as_tensor(label)
 
 def success_grid(model, x, label, attack, levels, targeted=False, **kwargs):
-    "A (len(levels), n) table: did `attack` at ε = level/255 work on each image? Level 0 is the clean image."
+    ("A (len(levels), n) table: did `attack` at ε = level/255 "
+     "work on each image? Level 0 is the clean image.")
     label = per_image(label, len(x))
-    rows = [fooled(model, x if level == 0 else in_batches(attack, model, x, label, eps=level / 255, targeted=targeted, **kwargs),
+    rows = [fooled(model, x if level == 0 else in_batches(attack, model, x, label, eps=level / 255,
+                                                          targeted=targeted, **kwargs),
                    label, targeted) for level in levels]
     return torch.stack(rows)
 
 def first_success(grid, levels):
     "Per image, the first level at which the attack worked (from `success_grid`), else None."
-    return [next((l for l, ok in zip(levels, col) if ok and l > 0), None) for col in grid.T.tolist()]
+    return [next((l for l, ok in zip(levels, col) if ok and l > 0), None)
+            for col in grid.T.tolist()]
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #121c20d6
 def captum_attacks(model):
-    "captum.robust's FGSM and PGD set up to compute what `fgsm` and `pgd` do: cross-entropy on logits, no gradient threshold, pixels in [0, 1]."
+    ("captum.robust's FGSM and PGD set up to compute what `fgsm` and `pgd` "
+     "do: cross-entropy on logits, no gradient threshold, pixels in [0, 1].")
     from captum.robust import FGSM, PGD
-    loss = lambda out, target: F.cross_entropy(out, target, reduction="none")   # captum wants one loss per image
-    c_fgsm, c_pgd = FGSM(model, loss, lower_bound=0., upper_bound=1.), PGD(model, loss, lower_bound=0., upper_bound=1.)
+    # captum wants one loss per image
+    loss = lambda out, target: F.cross_entropy(out, target, reduction="none")
+    c_fgsm, c_pgd = (FGSM(model, loss, lower_bound=0., upper_bound=1.),
+                     PGD(model, loss, lower_bound=0., upper_bound=1.))
     c_fgsm.zero_thresh = c_pgd.fgsm.zero_thresh = 0.
     return c_fgsm, c_pgd
 
@@ -195,8 +219,10 @@ def accuracy(model, x, y):
     "Share of rows whose highest output is at `y`."
     with torch.no_grad(): return float((model(x).argmax(1) == y).float().mean())
 
-def train_digits(model, x, y, epochs=15, lr=3e-3, bs=64, attack=None, eps=0.1, seed=0, **attack_args):
-    "Train `model` with Adam on (x, y); with `attack` (e.g. `pgd`), every batch is replaced by its attacked copy. Returns the model."
+def train_digits(model, x, y, epochs=15, lr=3e-3, bs=64, attack=None, eps=0.1, seed=0,
+                 **attack_args):
+    ("Train `model` with Adam on (x, y); with `attack` (e.g. `pgd`), "
+     "every batch is replaced by its attacked copy. Returns the model.")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(epochs):
@@ -221,7 +247,8 @@ def shuffle_labels(y, fraction=1.0, seed=0):
     return y
 
 def memorise(x, y, x_valid, y_valid, n_hidden=64, epochs=600, lr=3e-3, seed=0, stop_at=None):
-    "Full-batch Adam on lesson 4's net; per epoch (train accuracy, valid accuracy). `stop_at`: stop once train accuracy reaches it."
+    ("Full-batch Adam on lesson 4's net; per epoch (train accuracy, valid accuracy). "
+     "`stop_at`: stop once train accuracy reaches it.")
     torch.manual_seed(seed)
     from htc_dl.sgd import simple_net
     model = simple_net(x.shape[1], n_hidden, int(y.max()) + 1)

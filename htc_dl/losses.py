@@ -1,4 +1,4 @@
-"""Labels from file names, presizing, cross-entropy built from scratch, reading a model's mistakes, and what data does to people: an under-represented class and a feedback loop, measured.
+"""Lesson 5 (fastbook chapter 5): labels from file names, presizing, cross-entropy built from scratch, reading a model's mistakes, and what data does to people: an under-represented class and a feedback loop, measured.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/pet_breeds.html.md"""
 
@@ -11,24 +11,29 @@ __all__ = ['pick_target', 'cross_entropy', 'nll']
 import torch
 
 # %% ../nbs/lessons/05_pet_breeds.ipynb #f3e2dff7
-from .sgd import softmax, log_softmax   # written in lesson 4 (nbs/lessons/04_sgd_from_scratch.ipynb)
+# written in lesson 4 (nbs/lessons/04_sgd_from_scratch.ipynb)
+from .sgd import softmax, log_softmax
 
 # %% ../nbs/lessons/05_pet_breeds.ipynb #844efc6c
 def _check_classification(activations, targets, name="activations"):
-    "Raise a clear error unless `activations` is (batch, classes) floats and `targets` holds one class index per row."
+    ("Raise a clear error unless `activations` is (batch, classes) "
+     "floats and `targets` holds one class index per row.")
     if not torch.is_tensor(activations) or activations.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got shape {tuple(getattr(activations, 'shape', ()))}. "
+        raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got "
+                         f"shape {tuple(getattr(activations, 'shape', ()))}. "
                          "For one example add a batch axis: `x[None]`.")
     if not activations.is_floating_point():
         raise TypeError(f"{name} must be floats, got {activations.dtype}. Use `.float()`.")
     if not torch.is_tensor(targets) or targets.ndim != 1 or len(targets) != len(activations):
-        raise ValueError(f"targets must be a 1-D tensor with one class index per row of {name} ({len(activations)}), "
-                         f"got shape {tuple(getattr(targets, 'shape', ()))}.")
+        raise ValueError(f"targets must be a 1-D tensor with one class index per row of {name} "
+                         f"({len(activations)}), got shape {tuple(getattr(targets, 'shape', ()))}.")
     if targets.is_floating_point() or targets.dtype == torch.bool:
-        raise TypeError(f"targets must be integer class indices, got {targets.dtype}. Use `.long()`; for one-hot targets use `.argmax(1)`.")
+        raise TypeError(f"targets must be integer class indices, got {targets.dtype}. "
+                        "Use `.long()`; for one-hot targets use `.argmax(1)`.")
     n = activations.shape[1]
     if len(targets) and (targets.min() < 0 or targets.max() >= n):
-        raise ValueError(f"targets must be class indices from 0 to {n-1}, got values from {targets.min().item()} to {targets.max().item()}.")
+        raise ValueError(f"targets must be class indices from 0 to {n-1}, got values "
+                         f"from {targets.min().item()} to {targets.max().item()}.")
 
 def pick_target(values, targets):
     "Each row's value at its target class: `values[i, targets[i]]`."
@@ -37,12 +42,14 @@ def pick_target(values, targets):
 
 # %% ../nbs/lessons/05_pet_breeds.ipynb #3cf5a5cd
 def cross_entropy(activations, targets):
-    "Cross-entropy from scratch: softmax, pick the target's probability, minus its log, mean over the batch."
+    ("Cross-entropy from scratch: softmax, pick the target's "
+     "probability, minus its log, mean over the batch.")
     _check_classification(activations, targets)
     return -pick_target(softmax(activations), targets).log().mean()
 
 # %% ../nbs/lessons/05_pet_breeds.ipynb #31b7dfb7
 def nll(log_probs, targets):
-    "Negative log likelihood: minus the mean of each row's log-probability at its target, as `F.nll_loss` does."
+    ("Negative log likelihood: minus the mean of each row's "
+     "log-probability at its target, as `F.nll_loss` does.")
     _check_classification(log_probs, targets, "log_probs")
     return -pick_target(log_probs, targets).mean()

@@ -1,4 +1,4 @@
-"""Lesson 6, part 1b (fastbook chapter 6): the same pretrained body, a different target block, a different loss and a metric that needs a threshold.
+"""Lesson 6, part 3 of 6 (fastbook chapter 6): the same pretrained body, a different target block, a different loss and a metric that needs a threshold.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/multilabel.html.md"""
 
@@ -13,15 +13,17 @@ __all__ = ['IMAGENET_STATS', 'check_columns', 'split_on_is_valid', 'binary_cross
 import io, html
 from pathlib import Path
 import numpy as np
-# PyTorch is imported inside the functions that need it: the threshold app reads saved probabilities with NumPy only,
+# PyTorch is imported inside the functions that need it: the threshold app reads saved probabilities
+# with NumPy only,
 # so its Voila page starts without loading PyTorch.
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #822f32c0
 def check_columns(df, needed, where="the table"):
     "Raise a clear error naming the columns of `df` that are missing from `needed`."
     missing = [c for c in needed if c not in df.columns]
-    if missing: raise ValueError(f"{where} needs columns {', '.join(needed)}; got {list(df.columns)} (missing {', '.join(missing)}). "
-                                 "Rename the columns to these names.")
+    if missing:
+        raise ValueError(f"{where} needs columns {', '.join(needed)}; got {list(df.columns)} "
+                         f"(missing {', '.join(missing)}). Rename the columns to these names.")
 
 def split_on_is_valid(df):
     "Row positions of `df` for training (`is_valid` False) and for validation (`is_valid` True)."
@@ -31,19 +33,23 @@ def split_on_is_valid(df):
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #8bcaf285
 def binary_cross_entropy(logits, targets):
-    "Mean binary cross-entropy of raw `logits` against `targets` in [0, 1]: a sigmoid per label, then -log of the probability of the truth."
+    ("Mean binary cross-entropy of raw `logits` against `targets` in [0, 1]: "
+     "a sigmoid per label, then -log of the probability of the truth.")
     import torch, torch.nn.functional as F
-    logits, targets = logits.as_subclass(torch.Tensor), targets.as_subclass(torch.Tensor).float()   # plain tensors, also for fastai's subclasses
+    # plain tensors, also for fastai's subclasses
+    logits, targets = logits.as_subclass(torch.Tensor), targets.as_subclass(torch.Tensor).float()
     return -(targets * F.logsigmoid(logits) + (1 - targets) * F.logsigmoid(-logits)).mean()
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #4fef95cd
 def as_array(x, dtype=None):
-    "`x` as a NumPy array; a tensor is detached and moved to the CPU first (the app's metrics run without PyTorch)."
+    ("`x` as a NumPy array; a tensor is detached and moved to "
+     "the CPU first (the app's metrics run without PyTorch).")
     if hasattr(x, "detach"): x = x.detach().cpu()
     return np.asarray(x, dtype=dtype)
 
 def accuracy_at(probs, targets, thresh=0.5):
-    "Share of (image, label) pairs where `probs > thresh` agrees with `targets`: `accuracy_multi` on probabilities."
+    ("Share of (image, label) pairs where `probs > thresh` "
+     "agrees with `targets`: `accuracy_multi` on probabilities.")
     return float(((as_array(probs) > thresh) == as_array(targets, bool)).mean())
 
 def threshold_sweep(probs, targets, threshes):
@@ -52,31 +58,41 @@ def threshold_sweep(probs, targets, threshes):
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #b8b926fd
 def body_features(body, dl, after=None):
-    "Run each batch of `dl` once through the frozen `body` (then `after`, e.g. a pooling layer): (features, targets), plain tensors in `dl`'s order."
+    ("Run each batch of `dl` once through the frozen `body` "
+     "(then `after`, e.g. a pooling layer): (features, targets), plain tensors in `dl`'s order.")
     import torch
-    device = getattr(dl, "device", None) or next(body.parameters()).device   # the GPU when the batches are there
-    body.eval().to(device, memory_format=torch.channels_last)   # channels-last: about 1.7x faster convolutions on a CPU
+    # the GPU when the batches are there
+    device = getattr(dl, "device", None) or next(body.parameters()).device
+    # channels-last: about 1.7x faster convolutions on a CPU
+    body.eval().to(device, memory_format=torch.channels_last)
     feats, targs = [], []
     with torch.no_grad():
         for xb, yb in dl:
             f = body(xb.to(device).contiguous(memory_format=torch.channels_last))
             if after is not None: f = after(f)
-            feats.append(f.as_subclass(torch.Tensor).float().cpu()); targs.append(yb.as_subclass(torch.Tensor).cpu())
-    if not feats: raise ValueError("the DataLoader gave no batches: is it empty, or does it drop its only, incomplete batch (drop_last)?")
+            feats.append(f.as_subclass(torch.Tensor).float().cpu())
+            targs.append(yb.as_subclass(torch.Tensor).cpu())
+    if not feats:
+        raise ValueError("the DataLoader gave no batches: is it empty, or does "
+                         "it drop its only, incomplete batch (drop_last)?")
     return torch.cat(feats), torch.cat(targs)
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #9f5b259d
 def label_metrics(probs, targets, thresh, vocab):
-    "Precision, recall and accuracy of each label at `thresh` (NaN where undefined, 0/0), as a DataFrame indexed by label."
+    ("Precision, recall and accuracy of each label at `thresh` "
+     "(NaN where undefined, 0/0), as a DataFrame indexed by label.")
     import pandas as pd
     probs, targets = as_array(probs, np.float32), as_array(targets, bool)   # tensors or arrays
     if probs.shape != targets.shape or probs.shape[-1] != len(vocab):
-        raise ValueError(f"probs {tuple(probs.shape)}, targets {tuple(targets.shape)} and vocab ({len(vocab)} labels) do not match.")
+        raise ValueError(f"probs {tuple(probs.shape)}, targets {tuple(targets.shape)} "
+                         f"and vocab ({len(vocab)} labels) do not match.")
     pred, truth = probs > thresh, targets
     tp, fp, fn = [m.sum(0).astype(np.float32) for m in (pred & truth, pred & ~truth, ~pred & truth)]
-    with np.errstate(invalid="ignore"):   # 0/0 is NaN: no label predicted (precision) or none present (recall)
-        return pd.DataFrame(dict(precision=tp/(tp + fp), recall=tp/(tp + fn), accuracy=(pred == truth).mean(0),
-                                 predicted=pred.sum(0), actual=truth.sum(0)), index=pd.Index(list(vocab), name="label"))
+    # 0/0 is NaN: no label predicted (precision) or none present (recall)
+    with np.errstate(invalid="ignore"):
+        return pd.DataFrame(dict(precision=tp/(tp + fp), recall=tp/(tp + fn),
+                                 accuracy=(pred == truth).mean(0), predicted=pred.sum(0),
+                                 actual=truth.sum(0)), index=pd.Index(list(vocab), name="label"))
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #a27f5ac2
 def _thumbnail(image, width=150):
@@ -88,7 +104,8 @@ def _thumbnail(image, width=150):
     return buf.getvalue()
 
 def label_caption(prob_row, target_row, thresh, vocab):
-    "HTML naming the labels of one image (right: green, wrong: red with a cross, missed: struck) and whether all are right."
+    ("HTML naming the labels of one image "
+     "(right: green, wrong: red with a cross, missed: struck) and whether all are right.")
     right = [l for l, p, t in zip(vocab, prob_row, target_row) if p > thresh and t]
     wrong = [l for l, p, t in zip(vocab, prob_row, target_row) if p > thresh and not t]
     missed = [l for l, p, t in zip(vocab, prob_row, target_row) if p <= thresh and t]
@@ -98,10 +115,12 @@ def label_caption(prob_row, target_row, thresh, vocab):
     return " ".join(parts) or "<i>nothing predicted</i>", not (wrong or missed)
 
 def metrics_table(metrics):
-    "`label_metrics` as an HTML table (the apps' `html_table`), with a dash where a ratio is undefined."
+    ("`label_metrics` as an HTML table (the apps' `html_table`), "
+     "with a dash where a ratio is undefined.")
     from htc_dl.apps import html_table
     fmt = lambda v: "–" if v != v else f"{v:.2f}"
-    return html_table([[l, fmt(r.precision), fmt(r.recall), fmt(r.accuracy), int(r.predicted), int(r.actual)] for l, r in metrics.iterrows()],
+    return html_table([[l, fmt(r.precision), fmt(r.recall), fmt(r.accuracy), int(r.predicted),
+                        int(r.actual)] for l, r in metrics.iterrows()],
                       ["label", "precision", "recall", "accuracy", "predicted", "actual"])
 
 def threshold_summary(probs, targets, thresh):
@@ -113,69 +132,88 @@ def threshold_summary(probs, targets, thresh):
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #f8c8c0cd
 def check_app_inputs(probs, targets, images, vocab):
-    "`probs` and `targets` as float arrays, `vocab` as text and `images` as a list; a ValueError when they do not fit together."
+    ("`probs` and `targets` as float arrays, `vocab` as text and "
+     "`images` as a list; a ValueError when they do not fit together.")
     probs, targets = as_array(probs, np.float32), as_array(targets, np.float32)
     vocab, images = [str(v) for v in vocab], list(images)
     if probs.ndim != 2 or probs.shape != targets.shape:
-        raise ValueError(f"probs and targets must both be (images, labels); got {tuple(probs.shape)} and {tuple(targets.shape)}.")
+        raise ValueError("probs and targets must both be (images, labels); got "
+                         f"{tuple(probs.shape)} and {tuple(targets.shape)}.")
     if probs.shape[1] != len(vocab):
-        raise ValueError(f"vocab has {len(vocab)} labels but probs has {probs.shape[1]} columns; pass the vocab the model was trained with.")
-    if len(images) != len(probs): raise ValueError(f"got {len(images)} images for {len(probs)} rows of probs; pass one image per row.")
+        raise ValueError(f"vocab has {len(vocab)} labels but probs has {probs.shape[1]} "
+                         "columns; pass the vocab the model was trained with.")
+    if len(images) != len(probs):
+        raise ValueError(f"got {len(images)} images for {len(probs)} "
+                         "rows of probs; pass one image per row.")
     if len(probs) and not (0 <= probs.min() and probs.max() <= 1):
-        raise ValueError(f"probs must lie in [0, 1], got {probs.min():.2f} to {probs.max():.2f}: apply the sigmoid to the model's outputs first.")
+        raise ValueError(f"probs must lie in [0, 1], got {probs.min():.2f} to "
+                         f"{probs.max():.2f}: apply the sigmoid to the model's outputs first.")
     return probs, targets, images, vocab
 
 def threshold_app(probs, targets, images, vocab, thresh=0.5, n_shown=12):
-    "A widget: a threshold slider that live-updates precision, recall and accuracy per label, and images with their predicted labels."
+    ("A widget: a threshold slider that live-updates precision, recall "
+     "and accuracy per label, and images with their predicted labels.")
     import ipywidgets as widgets
     from htc_dl.apps import safely
     probs, targets, images, vocab = check_app_inputs(probs, targets, images, vocab)
-    slider = widgets.FloatSlider(value=thresh, min=0.05, max=0.95, step=0.05, description="threshold", readout_format=".2f")
+    slider = widgets.FloatSlider(value=thresh, min=0.05, max=0.95, step=0.05,
+                                 description="threshold", readout_format=".2f")
     summary, table, message = widgets.HTML(), widgets.HTML(), widgets.HTML()
     shown = range(min(n_shown, len(images)))
     captions = [widgets.HTML() for _ in shown]
     cells = [widgets.VBox([widgets.Image(value=_thumbnail(images[i]), format="png"), c],
-                          layout=widgets.Layout(border="3px solid transparent", padding="2px", width="164px")) for i, c in zip(shown, captions)]
+                          layout=widgets.Layout(border="3px solid transparent", padding="2px",
+                                                width="164px")) for i, c in zip(shown, captions)]
 
     def update(change=None):
         t = float(slider.value)
         summary.value = threshold_summary(probs, targets, t)
         table.value = metrics_table(label_metrics(probs, targets, t, vocab))
         for i, caption, cell in zip(shown, captions, cells):
-            caption.value, all_right = label_caption(probs[i].tolist(), targets[i].tolist(), t, vocab)
+            caption.value, all_right = label_caption(probs[i].tolist(),
+                                                     targets[i].tolist(), t, vocab)
             cell.layout.border = "3px solid " + ("transparent" if all_right else "#b3261e")
         message.value = ""
 
-    update = safely(update, message, "Move the slider to try another threshold.")   # never raise into the page
+    # never raise into the page
+    update = safely(update, message, "Move the slider to try another threshold.")
     slider.observe(update, names="value")
     update()
-    app = widgets.VBox([widgets.HTML("<h3>Multi-label threshold</h3>A label is predicted when its probability is above the threshold. "
-                                     "Red frames: at least one label wrong (✗) or missed (struck)."),
+    app = widgets.VBox([widgets.HTML("<h3>Multi-label threshold</h3>A label is predicted when "
+                                     "its probability is above the threshold. Red frames: at "
+                                     "least one label wrong (✗) or missed (struck)."),
                         slider, summary, message, table,
-                        widgets.GridBox(cells, layout=widgets.Layout(grid_template_columns="repeat(4, 172px)"))])
-    app.slider, app.summary, app.table, app.captions, app.cells, app.message, app.update = slider, summary, table, captions, cells, message, update
+                        widgets.GridBox(cells,
+                                        layout=widgets.Layout(
+                                            grid_template_columns="repeat(4, 172px)"))])
+    (app.slider, app.summary, app.table, app.captions, app.cells, app.message,
+     app.update) = slider, summary, table, captions, cells, message, update
     return app
 
 # %% ../nbs/lessons/06c_multilabel.ipynb #465dbd85
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 def image_features(body, files, size=(128, 160), bs=64):
-    "Average- and max-pooled features of a timm `body`, one row per image file; images squished to `size` (height, width)."
+    ("Average- and max-pooled features of a timm `body`, one row "
+     "per image file; images squished to `size` (height, width).")
     import torch
     from PIL import Image
     mean, std = (torch.tensor(s)[:, None, None] for s in IMAGENET_STATS)
-    load = lambda f: torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize(size[::-1]), dtype=np.float32)).permute(2, 0, 1) / 255
+    load = lambda f: torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize(size[::-1]),
+                                                 dtype=np.float32)).permute(2, 0, 1) / 255
     body = body.eval().to(memory_format=torch.channels_last)
     out = []
     with torch.no_grad():
         for i in range(0, len(files), bs):
-            x = ((torch.stack([load(f) for f in files[i:i+bs]]) - mean) / std).contiguous(memory_format=torch.channels_last)
+            x = ((torch.stack([load(f) for f in files[i:i+bs]]) - mean)
+                 / std).contiguous(memory_format=torch.channels_last)
             maps = body.forward_features(x)
             out.append(torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], 1))
     return torch.cat(out)
 
 def train_head(features, targets, steps=300, lr=1e-2, seed=0):
-    "A linear layer from `features` to one logit per label, trained with `binary_cross_entropy` on the full batch with Adam."
+    ("A linear layer from `features` to one logit per label, trained "
+     "with `binary_cross_entropy` on the full batch with Adam.")
     import torch
     g = torch.Generator().manual_seed(seed)
     head = torch.nn.Linear(features.shape[1], targets.shape[1])
@@ -188,23 +226,30 @@ def train_head(features, targets, steps=300, lr=1e-2, seed=0):
     return head
 
 def app_predictions(path=None, size=(128, 160), max_train=1000, max_valid=200, cache_dir=None):
-    "(probs, targets, image files, vocab) for PASCAL's validation images, as arrays: frozen ImageNet body, linear head; cached in `models_root()`."
+    ("(probs, targets, image files, vocab) for PASCAL's validation images, as "
+     "arrays: frozen ImageNet body, linear head; cached in `models_root()`.")
     from safetensors.numpy import load_file, safe_open
     from htc_dl.data import pascal, models_root, write_file_atomically
     import pandas as pd
     path = Path(path) if path is not None else pascal()
     csv = path/"train.csv"
-    if not csv.exists(): raise FileNotFoundError(f"no {csv}: pass the folder of a PASCAL-style data set (train.csv and train/), e.g. htc_dl.data.pascal().")
+    if not csv.exists():
+        raise FileNotFoundError(f"no {csv}: pass the folder of a PASCAL-style data set "
+                                "(train.csv and train/), e.g. htc_dl.data.pascal().")
     df = pd.read_csv(csv)
     check_columns(df, ["fname", "labels", "is_valid"], str(csv))
     vocab = sorted(set(" ".join(df["labels"].astype(str)).split()))
-    one_hot = lambda rows: np.array([[l in s.split() for l in vocab] for s in rows["labels"].astype(str)], dtype=np.float32)
+    one_hot = lambda rows: np.array([[l in s.split() for l in vocab]
+                                     for s in rows["labels"].astype(str)], dtype=np.float32)
     train_rows, valid_rows = split_on_is_valid(df)
     train, valid = df.iloc[train_rows[:max_train]], df.iloc[valid_rows[:max_valid]]
-    if not len(train) or not len(valid): raise ValueError(f"{csv} needs rows with is_valid False and True; got {len(train)} and {len(valid)}.")
+    if not len(train) or not len(valid):
+        raise ValueError(f"{csv} needs rows with is_valid False and "
+                         f"True; got {len(train)} and {len(valid)}.")
     files = [path/"train"/f for f in valid["fname"]]
     key = " ".join([*vocab, "|", *map(str, valid["fname"]), "|", str(len(train))])
-    cache = Path(cache_dir or models_root())/f"multilabel_app_{path.name}_{size[0]}x{size[1]}.safetensors"
+    cache = (Path(cache_dir or models_root())
+             /f"multilabel_app_{path.name}_{size[0]}x{size[1]}.safetensors")
     if cache.exists():
         try:
             with safe_open(cache, "np") as f: saved_key = (f.metadata() or {}).get("key")
@@ -214,8 +259,10 @@ def app_predictions(path=None, size=(128, 160), max_train=1000, max_valid=200, c
     from safetensors.torch import save_file
     from htc_dl.pretrained import imagenet_model
     body = imagenet_model()
-    head = train_head(image_features(body, [path/"train"/f for f in train["fname"]], size), torch.from_numpy(one_hot(train)))
+    head = train_head(image_features(body, [path/"train"/f for f in train["fname"]], size),
+                      torch.from_numpy(one_hot(train)))
     with torch.no_grad(): probs = torch.sigmoid(head(image_features(body, files, size)))
-    saved = {"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous(), "probs": probs.contiguous()}
+    saved = {"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous(),
+             "probs": probs.contiguous()}
     write_file_atomically(cache, lambda tmp: save_file(saved, tmp, metadata={"key": key}))
     return probs.numpy(), one_hot(valid), files, vocab

@@ -1,4 +1,4 @@
-"""Lesson 6, part 1c (fastbook chapter 6): find the centre of a face. The target is a point, so the block, the last layer and the loss change; the body does not.
+"""Lesson 6, part 4 of 6 (fastbook chapter 6): find the centre of a face. The target is a point, so the block, the last layer and the loss change; the body does not.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/regression.html.md"""
 
@@ -13,28 +13,38 @@ from torch import nn
 
 # %% ../nbs/lessons/06d_regression.ipynb #2122c93f
 def points_to_pixels(points, width, height):
-    "Points in fastai's -1..1 coordinates as pixels of a `width` x `height` image (last axis: x, y)."
+    ("Points in fastai's -1..1 coordinates as pixels "
+     "of a `width` x `height` image (last axis: x, y).")
     points = torch.as_tensor(points, dtype=torch.float32)
-    if points.shape[-1] != 2: raise ValueError(f"points need x and y on the last axis, got shape {tuple(points.shape)}.")
+    if points.shape[-1] != 2:
+        raise ValueError(f"points need x and y on the last axis, got shape {tuple(points.shape)}.")
     return (points + 1) / 2 * torch.tensor([float(width), float(height)])
 
 def pixel_errors(preds, targets, width, height):
-    "Distance in pixels between each predicted and target point (-1..1 coordinates) on a `width` x `height` image."
-    preds, targets = torch.as_tensor(preds, dtype=torch.float32), torch.as_tensor(targets, dtype=torch.float32)
-    if preds.shape != targets.shape: raise ValueError(f"preds {tuple(preds.shape)} and targets {tuple(targets.shape)} must have the same shape.")
-    return (points_to_pixels(preds, width, height) - points_to_pixels(targets, width, height)).norm(dim=-1)
+    ("Distance in pixels between each predicted and target "
+     "point (-1..1 coordinates) on a `width` x `height` image.")
+    preds, targets = (torch.as_tensor(preds, dtype=torch.float32),
+                      torch.as_tensor(targets, dtype=torch.float32))
+    if preds.shape != targets.shape:
+        raise ValueError(f"preds {tuple(preds.shape)} and targets "
+                         f"{tuple(targets.shape)} must have the same shape.")
+    return (points_to_pixels(preds, width, height)
+            - points_to_pixels(targets, width, height)).norm(dim=-1)
 
 # %% ../nbs/lessons/06d_regression.ipynb #6d59c5ea
 def point_head(n_features, map_size, channels=16, y_range=(-1, 1)):
-    "A head from a body's (n_features, h, w) map to one point per image: 1x1 conv, ReLU, linear over all places, SigmoidRange."
+    ("A head from a body's (n_features, h, w) map to one point per "
+     "image: 1x1 conv, ReLU, linear over all places, SigmoidRange.")
     from fastai.layers import SigmoidRange
     h, w = map_size
-    return nn.Sequential(nn.Conv2d(n_features, channels, 1), nn.ReLU(), nn.Flatten(), nn.Linear(channels * h * w, 2),
-                         SigmoidRange(*y_range), nn.Unflatten(1, (1, 2)))
+    return nn.Sequential(nn.Conv2d(n_features, channels, 1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(channels * h * w, 2), SigmoidRange(*y_range),
+                         nn.Unflatten(1, (1, 2)))
 
 # %% ../nbs/lessons/06d_regression.ipynb #8cf5f0a8
 def draw_points(image, pred, target, r=12):
-    "A copy of PIL `image` with the `target` point (green) and the `pred` point (red) circled; points in -1..1 coordinates."
+    ("A copy of PIL `image` with the `target` point (green) and "
+     "the `pred` point (red) circled; points in -1..1 coordinates.")
     from PIL import ImageDraw
     img = image.convert("RGB"); d = ImageDraw.Draw(img)
     for point, colour in ((target, (0, 200, 0)), (pred, (230, 0, 0))):

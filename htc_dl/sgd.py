@@ -1,4 +1,4 @@
-"""Arthur Samuel's seven steps in plain PyTorch: a loss, its gradient, mini-batches, a linear model, a Learner and a two-layer neural net, each checked against PyTorch's and fastai's own.
+"""Lesson 4, part 1 of 3 (fastbook chapter 4): Arthur Samuel's seven steps in plain PyTorch: a loss, its gradient, mini-batches, a linear model, a Learner and a two-layer neural net, each checked against PyTorch's and fastai's own.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/sgd_from_scratch.html.md"""
 
@@ -19,13 +19,18 @@ from PIL import Image
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #09dd1dcf
 def digit_tensors(folder):
-    "Every PNG digit in `folder` as one float tensor (n, 28, 28) of brightnesses from 0 to 1, in file-name order."
+    ("Every PNG digit in `folder` as one float tensor (n, 28, 28) "
+     "of brightnesses from 0 to 1, in file-name order.")
     files = sorted(Path(folder).glob("*.png"))
-    if not files: raise FileNotFoundError(f"no .png digits in {folder}. Pass a folder of digit images, e.g. mnist_sample()/'train'/'3'.")
-    return torch.stack([torch.from_numpy(np.array(Image.open(f).convert("L"))) for f in files]).float() / 255
+    if not files:
+        raise FileNotFoundError(f"no .png digits in {folder}. Pass a folder of "
+                                "digit images, e.g. mnist_sample()/'train'/'3'.")
+    return torch.stack([torch.from_numpy(np.array(Image.open(f).convert("L")))
+                        for f in files]).float() / 255
 
 def threes_and_sevens(path, split="train"):
-    "MNIST_SAMPLE's `split` as (x, y): one row of 784 pixels per digit, y (n, 1) is 1. for a 3 and 0. for a 7."
+    ("MNIST_SAMPLE's `split` as (x, y): one row of 784 pixels "
+     "per digit, y (n, 1) is 1. for a 3 and 0. for a 7.")
     threes, sevens = digit_tensors(Path(path)/split/"3"), digit_tensors(Path(path)/split/"7")
     x = torch.cat([threes, sevens]).view(-1, 28*28)
     y = torch.tensor([1.] * len(threes) + [0.] * len(sevens)).unsqueeze(1)
@@ -41,25 +46,31 @@ def linear1(xb, weights, bias):
     return xb @ weights + bias
 
 def mnist_loss(predictions, targets):
-    "How far sigmoid(predictions) is from the 0/1 targets, on average: small when confident and right."
+    ("How far sigmoid(predictions) is from the 0/1 "
+     "targets, on average: small when confident and right.")
     predictions = predictions.sigmoid()
     return torch.where(targets == 1, 1 - predictions, predictions).mean()
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #0bcda0a1
 def collate(items):
-    "Stack a list of (x, y, ...) items into one tuple of batch tensors (xb, yb, ...); a list of tensors into one tensor."
+    ("Stack a list of (x, y, ...) items into one tuple of batch "
+     "tensors (xb, yb, ...); a list of tensors into one tensor.")
     if isinstance(items[0], torch.Tensor): return torch.stack(items)
     return tuple(torch.stack([torch.as_tensor(part) for part in column]) for column in zip(*items))
 
 class DataLoader:
-    "Mini-batches of `dataset` (anything with `__getitem__` and `__len__`), in a fresh random order each epoch if `shuffle`."
+    ("Mini-batches of `dataset` (anything with `__getitem__` and `__len__`), "
+     "in a fresh random order each epoch if `shuffle`.")
     def __init__(self, dataset, batch_size=64, shuffle=False, seed=None):
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
-            raise TypeError(f"a dataset needs __getitem__ and __len__; {type(dataset).__name__} lacks one. A list of (x, y) tuples works.")
+            raise TypeError(f"a dataset needs __getitem__ and __len__; {type(dataset).__name__} "
+                            "lacks one. A list of (x, y) tuples works.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}.")
+            raise ValueError("batch_size must be a whole number "
+                             f"of at least 1, got {batch_size!r}.")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
-        self.generator = torch.Generator()   # its own random numbers: the same seed gives the same order
+        # its own random numbers: the same seed gives the same order
+        self.generator = torch.Generator()
         self.generator.manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
 
     def __len__(self): return math.ceil(len(self.dataset) / self.batch_size)
@@ -72,13 +83,15 @@ class DataLoader:
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #3830645f
 def calc_grad(xb, yb, model, loss_func=mnist_loss):
-    "Steps 2-4 for one batch: predict, measure the loss, add its gradient to each parameter's `.grad`; returns the loss."
+    ("Steps 2-4 for one batch: predict, measure the loss, add its "
+     "gradient to each parameter's `.grad`; returns the loss.")
     loss = loss_func(model(xb), yb)
     loss.backward()
     return loss
 
 def train_epoch(model, dl, params, lr):
-    "One pass over `dl`: for each batch, compute gradients and step each parameter by -`lr` x its gradient; returns the losses."
+    ("One pass over `dl`: for each batch, compute gradients and step "
+     "each parameter by -`lr` x its gradient; returns the losses.")
     losses = []
     for xb, yb in dl:
         losses.append(calc_grad(xb, yb, model).item())
@@ -93,7 +106,8 @@ def batch_accuracy(predictions, targets):
     return ((predictions.sigmoid() > 0.5).float() == targets).float().mean()
 
 def validate_epoch(model, dl, metric=batch_accuracy):
-    "`metric` over all of `dl`, each batch weighted by its size (as fastai does), without tracking gradients."
+    ("`metric` over all of `dl`, each batch weighted by its "
+     "size (as fastai does), without tracking gradients.")
     total, count = 0.0, 0
     with torch.no_grad():
         for xb, yb in dl:
@@ -103,7 +117,8 @@ def validate_epoch(model, dl, metric=batch_accuracy):
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #3377eac6
 class BasicOptim:
-    "Plain SGD: `step` moves each parameter by -`lr` x its gradient, `zero_grad` clears the gradients."
+    ("Plain SGD: `step` moves each parameter by -`lr` x "
+     "its gradient, `zero_grad` clears the gradients.")
     def __init__(self, params, lr): self.params, self.lr = list(params), lr
 
     def step(self):
@@ -115,14 +130,17 @@ class BasicOptim:
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #5634d466
 class BasicLearner:
-    "A Learner from scratch: `fit` trains `model` on `dls[0]` with `opt_func` and `loss_func`, recording `metric` on `dls[1]`."
-    def __init__(self, dls, model, opt_func=BasicOptim, loss_func=mnist_loss, metric=batch_accuracy):
+    ("A Learner from scratch: `fit` trains `model` on `dls[0]` with "
+     "`opt_func` and `loss_func`, recording `metric` on `dls[1]`.")
+    def __init__(self, dls, model, opt_func=BasicOptim, loss_func=mnist_loss,
+                 metric=batch_accuracy):
         self.train_dl, self.valid_dl = dls[0], dls[1]
         self.model, self.opt_func, self.loss_func, self.metric = model, opt_func, loss_func, metric
         self.losses, self.history = [], []     # training loss per step; validation metric per epoch
 
     def fit(self, epochs, lr):
-        "Train for `epochs` passes over the training data with learning rate `lr`; returns the last epoch's metric."
+        ("Train for `epochs` passes over the training data with "
+         "learning rate `lr`; returns the last epoch's metric.")
         opt = self.opt_func(list(self.model.parameters()), lr)
         for epoch in range(epochs):
             self.model.train()
@@ -143,7 +161,8 @@ def simple_net(n_in=28*28, n_hidden=30, n_out=1):
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #1de4f835
 def softmax(x, dim=-1):
-    "exp(x) / sum(exp(x)) along `dim`, computed after subtracting the max so large scores cannot overflow."
+    ("exp(x) / sum(exp(x)) along `dim`, computed after "
+     "subtracting the max so large scores cannot overflow.")
     exps = (x - x.max(dim, keepdim=True).values).exp()
     return exps / exps.sum(dim, keepdim=True)
 
@@ -153,7 +172,8 @@ def log_softmax(x, dim=-1):
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 def cross_entropy(scores, targets):
-    "Mean of -log(softmax probability of the right class): `scores` (n, classes), `targets` (n,) class numbers."
+    ("Mean of -log(softmax probability of the right class): "
+     "`scores` (n, classes), `targets` (n,) class numbers.")
     return -log_softmax(scores)[torch.arange(len(targets)), targets].mean()
 
 def multi_accuracy(scores, targets):

@@ -1,4 +1,4 @@
-"""Lesson 6, part 1 (fastbook chapter 5, second half): pick a learning rate with `lr_find`, see what a pretrained body already knows, fine-tune it by hand with discriminative learning rates, and train in mixed precision where the hardware allows.
+"""Lesson 6, part 1 of 6 (fastbook chapter 5, second half): pick a learning rate with `lr_find`, see what a pretrained body already knows, fine-tune it by hand with discriminative learning rates, and train in mixed precision where the hardware allows.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/transfer_learning.html.md"""
 
@@ -12,48 +12,66 @@ import torch
 
 # %% ../nbs/lessons/06a_transfer_learning.ipynb #2853db98
 def lr_suggestions(learn, num_it=100, show_plot=True, **kwargs):
-    "Run `learn.lr_find` with all four rules (minimum, steep, valley, slide) and return them as {rule: learning rate}."
+    ("Run `learn.lr_find` with all four rules (minimum, steep, valley, slide) "
+     "and return them as {rule: learning rate}.")
     from fastai.callback.schedule import minimum, steep, valley, slide
     if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 25:
-        raise ValueError(f"num_it must be a whole number of mini-batches, at least 25 for the rules to have a curve to read, got {num_it!r}.")
-    try: found = learn.lr_find(num_it=num_it, show_plot=show_plot, suggest_funcs=(minimum, steep, valley, slide), **kwargs)
-    except IndexError as e:   # `slide` compares points 15 steps apart; lr_find drops the first tenth and the last 5
-        raise ValueError(f"the loss diverged after {len(learn.recorder.lrs)} of {num_it} steps, too few points for the rules: "
-                         "lower end_lr or raise start_lr so the sweep spends more steps before the loss shoots up.") from e
+        raise ValueError("num_it must be a whole number of mini-batches, at least "
+                         f"25 for the rules to have a curve to read, got {num_it!r}.")
+    try:
+        found = learn.lr_find(num_it=num_it, show_plot=show_plot,
+                              suggest_funcs=(minimum, steep, valley, slide), **kwargs)
+    # `slide` compares points 15 steps apart; lr_find drops the first tenth and the last 5
+    except IndexError as e:
+        raise ValueError(f"the loss diverged after {len(learn.recorder.lrs)} of {num_it} "
+                         "steps, too few points for the rules: lower end_lr or raise start_lr "
+                         "so the sweep spends more steps before the loss shoots up.") from e
     return {rule: float(lr) for rule, lr in found._asdict().items()}
 
 # %% ../nbs/lessons/06a_transfer_learning.ipynb #589bc8f0
 def _need_optimiser(learn):
     "Raise a clear error when `learn` has no optimiser yet."
     if getattr(learn, "opt", None) is None:
-        raise ValueError("this Learner has no optimiser yet, so it has no parameter groups: call `learn.create_opt()` or train it first.")
+        raise ValueError("this Learner has no optimiser yet, so it has no parameter "
+                         "groups: call `learn.create_opt()` or train it first.")
 
 def group_lrs(learn):
-    "The learning rate of each parameter group (body first, head last), read from the optimiser's `learn.opt.hypers`."
+    ("The learning rate of each parameter group (body first, head last), "
+     "read from the optimiser's `learn.opt.hypers`.")
     _need_optimiser(learn)
     return [h["lr"] for h in learn.opt.hypers]
 
 def param_groups(learn):
-    "One row per parameter group of `learn`'s optimiser: its parameters, how many are trainable, and its learning rate."
+    ("One row per parameter group of `learn`'s optimiser: its "
+     "parameters, how many are trainable, and its learning rate.")
     _need_optimiser(learn)
-    return [dict(group=i, parameters=sum(p.numel() for p in ps), trainable=sum(p.numel() for p in ps if p.requires_grad), lr=h["lr"])
+    return [dict(group=i, parameters=sum(p.numel() for p in ps),
+                 trainable=sum(p.numel() for p in ps if p.requires_grad), lr=h["lr"])
             for i, (ps, h) in enumerate(zip(learn.opt.param_lists, learn.opt.hypers))]
 
 # %% ../nbs/lessons/06a_transfer_learning.ipynb #b72812e5
 def precision_mode(device=None):
-    "The mixed precision `device` can train in, and why: ('fp16', ...) on a CUDA GPU, ('bf16', ...) on a CPU, else ('fp32', ...)."
+    ("The mixed precision `device` can train in, and why: ('fp16', ...) "
+     "on a CUDA GPU, ('bf16', ...) on a CPU, else ('fp32', ...).")
     if device is None: device = "cuda" if torch.cuda.is_available() else "cpu"
     try: device = torch.device(device)
-    except (RuntimeError, TypeError) as e: raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}.") from e
+    except (RuntimeError, TypeError) as e:
+        raise ValueError("device must be a torch device such as "
+                         f"'cpu' or 'cuda', got {device!r}.") from e
     if device.type == "cuda":
-        if not torch.cuda.is_available(): raise ValueError("device is 'cuda' but PyTorch sees no CUDA GPU here; use 'cpu'.")
-        return "fp16", f"{torch.cuda.get_device_name(device)}: fastai's `learn.to_fp16()` trains in float16 with a loss scaler."
+        if not torch.cuda.is_available():
+            raise ValueError("device is 'cuda' but PyTorch sees no CUDA GPU here; use 'cpu'.")
+        return ("fp16", f"{torch.cuda.get_device_name(device)}: fastai's "
+                        "`learn.to_fp16()` trains in float16 with a loss scaler.")
     if device.type == "cpu":
         try:
-            with torch.autocast("cpu", dtype=torch.bfloat16): works = (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                works = (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
         except RuntimeError: works = False
         if works:
             native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-            return "bf16", ("CPU: `torch.autocast('cpu', dtype=torch.bfloat16)` works" + (", with bfloat16 instructions (avx512_bf16)" if native else
-                    ", but this CPU has no bfloat16 instructions, so expect no speed-up") + "; fastai's `to_fp16()` autocasts on CUDA only.")
+            return "bf16", ("CPU: `torch.autocast('cpu', dtype=torch.bfloat16)` works"
+                            + (", with bfloat16 instructions (avx512_bf16)" if native else
+                    ", but this CPU has no bfloat16 instructions, so expect no speed-up")
+                            + "; fastai's `to_fp16()` autocasts on CUDA only.")
     return "fp32", f"{device.type}: no mixed precision available; train in float32."

@@ -1,4 +1,4 @@
-"""Lesson 3's lecture notes, the parts after the classifier: label every pixel of a street scene with a U-Net, feed a pretrained body four bands instead of three, train small then large, and anneal the learning rate; then run lesson 6's training on several processes with Accelerate.
+"""Lesson 6, part 6 of 6 (the lecture notes' topics after the classifier): label every pixel of a street scene with a U-Net, feed a pretrained body four bands instead of three, train small then large, and anneal the learning rate; then run this lesson's training on several processes with Accelerate.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/beyond_classification.html.md"""
 
@@ -18,69 +18,97 @@ import numpy as np
 import torch
 from torch import nn
 from PIL import Image, ImageDraw, ImageFilter
-from .data import check_size, data_root, download_real, _write_atomically   # all or nothing, first finished copy kept
+# all or nothing, first finished copy kept
+from .data import check_size, data_root, download_real, _write_atomically
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #068cfe99
-CAMVID_CODES = ("Animal", "Archway", "Bicyclist", "Bridge", "Building", "Car", "CartLuggagePram", "Child", "Column_Pole",
-                "Fence", "LaneMkgsDriv", "LaneMkgsNonDriv", "Misc_Text", "MotorcycleScooter", "OtherMoving", "ParkingBlock",
-                "Pedestrian", "Road", "RoadShoulder", "Sidewalk", "SignSymbol", "Sky", "SUVPickupTruck", "TrafficCone",
-                "TrafficLight", "Train", "Tree", "Truck_Bus", "Tunnel", "VegetationMisc", "Void", "Wall")   # CamVid's codes.txt
-DRAWN_CLASSES = ("Sky", "Building", "Tree", "Road", "Sidewalk", "Car", "Pedestrian")   # what the offline scenes hold, besides Void
-CAMVID_COUNTS = {"small": 100, "full": 400}   # offline scenes; the real CAMVID_TINY has 100 in both modes
+CAMVID_CODES = ("Animal", "Archway", "Bicyclist", "Bridge", "Building", "Car", "CartLuggagePram",
+                "Child", "Column_Pole", "Fence", "LaneMkgsDriv", "LaneMkgsNonDriv", "Misc_Text",
+                "MotorcycleScooter", "OtherMoving", "ParkingBlock", "Pedestrian", "Road",
+                "RoadShoulder", "Sidewalk", "SignSymbol", "Sky", "SUVPickupTruck", "TrafficCone",
+                # CamVid's codes.txt
+                "TrafficLight", "Train", "Tree", "Truck_Bus", "Tunnel", "VegetationMisc",
+                "Void", "Wall")
+# what the offline scenes hold, besides Void
+DRAWN_CLASSES = ("Sky", "Building", "Tree", "Road", "Sidewalk", "Car", "Pedestrian")
+# offline scenes; the real CAMVID_TINY has 100 in both modes
+CAMVID_COUNTS = {"small": 100, "full": 400}
 CAMVID_SIZE = (128, 96)                       # width, height of CAMVID_TINY's photos
 
-def _jitter(rng, rgb, by=20): return tuple(int(np.clip(c + rng.integers(-by, by + 1), 0, 255)) for c in rgb)
+def _jitter(rng, rgb, by=20):
+    return tuple(int(np.clip(c + rng.integers(-by, by + 1), 0, 255)) for c in rgb)
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #d5af10b6
 def draw_street(rng, width=128, height=96):
-    "A street-like scene (PIL RGB) and its mask (PIL 'L', pixel values index `CAMVID_CODES`), drawn together."
+    ("A street-like scene (PIL RGB) and its mask "
+     "(PIL 'L', pixel values index `CAMVID_CODES`), drawn together.")
     code = {c: CAMVID_CODES.index(c) for c in (*DRAWN_CLASSES, "Void")}
     img, mask = Image.new("RGB", (width, height)), Image.new("L", (width, height))
     d, m = ImageDraw.Draw(img), ImageDraw.Draw(mask)
-    def paint(shape, xy, rgb, cls):   # the same shape on the photo (in a colour) and on the mask (as a class)
+    # the same shape on the photo (in a colour) and on the mask (as a class)
+    def paint(shape, xy, rgb, cls):
         getattr(d, shape)(xy, fill=rgb); getattr(m, shape)(xy, fill=code[cls])
     horizon = int(height * rng.uniform(0.35, 0.5))
     paint("rectangle", [0, 0, width, horizon], _jitter(rng, (130, 170, 220), 30), "Sky")
     x = -int(rng.integers(0, 10))
-    while x < width:                                          # a row of buildings on the horizon, with windows
+    # a row of buildings on the horizon, with windows
+    while x < width:
         w, top = int(rng.integers(14, 34)), int(rng.integers(3, horizon - 4))
         wall = _jitter(rng, (150, 130, 115), 45)
         paint("rectangle", [x, top, x + w, horizon], wall, "Building")
         for wy in range(top + 3, horizon - 3, 7):
-            for wx in range(x + 3, x + w - 3, 6): d.rectangle([wx, wy, wx + 2, wy + 3], fill=tuple(c // 2 for c in wall))
+            for wx in range(x + 3, x + w - 3, 6):
+                d.rectangle([wx, wy, wx + 2, wy + 3], fill=tuple(c // 2 for c in wall))
         x += w
     left, right = width * rng.uniform(0.3, 0.45), width * rng.uniform(0.55, 0.7)
     paint("rectangle", [0, horizon, width, height], _jitter(rng, (185, 180, 170), 20), "Sidewalk")
-    paint("polygon", [(left, horizon), (right, horizon), (width * 1.1, height), (-width * 0.1, height)], _jitter(rng, (75, 75, 80), 15), "Road")
+    paint("polygon", [(left, horizon), (right, horizon), (width * 1.1, height),
+                      (-width * 0.1, height)], _jitter(rng, (75, 75, 80), 15), "Road")
     for _ in range(int(rng.integers(1, 4))):                 # trees in front of the buildings
         tx, r = rng.uniform(0, width), rng.uniform(7, 13)
         ty = horizon - rng.uniform(r * 0.6, r * 1.6)
         paint("rectangle", [tx - 1.5, ty, tx + 1.5, horizon + 4], (90, 60, 30), "Tree")
         paint("ellipse", [tx - r, ty - r, tx + r, ty + r], _jitter(rng, (60, 130, 50), 25), "Tree")
     things = [("car", rng.uniform(0.1, 0.9)) for _ in range(int(rng.integers(1, 3)))] + \
-             [("pedestrian", rng.choice([rng.uniform(0.02, 0.2), rng.uniform(0.8, 0.98)])) for _ in range(int(rng.integers(1, 3)))]
+             [("pedestrian", rng.choice([rng.uniform(0.02, 0.2), rng.uniform(0.8, 0.98)]))
+              for _ in range(int(rng.integers(1, 3)))]
     for kind, u in sorted(things, key=lambda t: rng.random()):
-        depth = rng.uniform(0.25 if kind == "car" else 0.45, 1.0)   # 0 at the horizon, 1 at the bottom edge
-        base, s, cx = horizon + depth * (height - horizon), 6 + depth * 22, u * width   # nearer things are bigger
+        # 0 at the horizon, 1 at the bottom edge
+        depth = rng.uniform(0.25 if kind == "car" else 0.45, 1.0)
+        # nearer things are bigger
+        base, s, cx = horizon + depth * (height - horizon), 6 + depth * 22, u * width
         if kind == "car":
             colour = tuple(int(c) for c in rng.integers(30, 230, 3))
             paint("rectangle", [cx - s, base - s * 0.7, cx + s, base], colour, "Car")
-            paint("rectangle", [cx - s * 0.6, base - s * 1.1, cx + s * 0.6, base - s * 0.65], _jitter(rng, colour, 10), "Car")
-            d.rectangle([cx - s * 0.5, base - s * 1.0, cx + s * 0.5, base - s * 0.72], fill=(40, 50, 70))   # windows
-            for wx in (cx - s * 0.6, cx + s * 0.6): paint("ellipse", [wx - s * 0.22, base - s * 0.22, wx + s * 0.22, base + s * 0.22], (20, 20, 20), "Car")
-            m.rectangle([cx - s - 1, base - s * 1.15, cx + s + 1, base + s * 0.22 + 1], outline=code["Void"])   # the unlabelled rim
+            paint("rectangle", [cx - s * 0.6, base - s * 1.1, cx + s * 0.6, base - s * 0.65],
+                  _jitter(rng, colour, 10), "Car")
+            # windows
+            d.rectangle([cx - s * 0.5, base - s * 1.0, cx + s * 0.5, base - s * 0.72],
+                        fill=(40, 50, 70))
+            for wx in (cx - s * 0.6, cx + s * 0.6):
+                paint("ellipse", [wx - s * 0.22, base - s * 0.22, wx + s * 0.22, base + s * 0.22],
+                      (20, 20, 20), "Car")
+            # the unlabelled rim
+            m.rectangle([cx - s - 1, base - s * 1.15, cx + s + 1, base + s * 0.22 + 1],
+                        outline=code["Void"])
         else:
             h, w = s * 1.6, s * 0.6
-            paint("rectangle", [cx - w / 2, base - h * 0.8, cx + w / 2, base - h * 0.4], _jitter(rng, (180, 50, 60), 60), "Pedestrian")
-            paint("rectangle", [cx - w / 2, base - h * 0.4, cx + w / 2, base], _jitter(rng, (50, 50, 100), 30), "Pedestrian")
-            paint("ellipse", [cx - w * 0.4, base - h, cx + w * 0.4, base - h * 0.78], _jitter(rng, (225, 180, 150), 25), "Pedestrian")
-            m.rectangle([cx - w / 2 - 1, base - h - 1, cx + w / 2 + 1, base + 1], outline=code["Void"])
+            paint("rectangle", [cx - w / 2, base - h * 0.8, cx + w / 2, base - h * 0.4],
+                  _jitter(rng, (180, 50, 60), 60), "Pedestrian")
+            paint("rectangle", [cx - w / 2, base - h * 0.4, cx + w / 2, base],
+                  _jitter(rng, (50, 50, 100), 30), "Pedestrian")
+            paint("ellipse", [cx - w * 0.4, base - h, cx + w * 0.4, base - h * 0.78],
+                  _jitter(rng, (225, 180, 150), 25), "Pedestrian")
+            m.rectangle([cx - w / 2 - 1, base - h - 1, cx + w / 2 + 1, base + 1],
+                        outline=code["Void"])
     noisy = np.asarray(img, float) + rng.normal(0, 6, (height, width, 3))
-    return Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.5)), mask
+    return (Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
+            .filter(ImageFilter.GaussianBlur(0.5)), mask)
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #6e13a9af
 def write_camvid_tiny(dest, size, seed=5):
-    "Write CAMVID_TINY's layout (`codes.txt`, `images/<name>.png`, `labels/<name>_P.png`) with drawn street scenes."
+    ("Write CAMVID_TINY's layout "
+     "(`codes.txt`, `images/<name>.png`, `labels/<name>_P.png`) with drawn street scenes.")
     rng = np.random.default_rng(seed)
     (dest/"images").mkdir(parents=True); (dest/"labels").mkdir()
     (dest/"codes.txt").write_text("\n".join(CAMVID_CODES) + "\n")
@@ -91,42 +119,54 @@ def write_camvid_tiny(dest, size, seed=5):
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #d4e05071
 def camvid_tiny(source="auto", size=None):
-    "Street scenes in CAMVID_TINY's layout: `codes.txt`, `images/<name>.png`, `labels/<name>_P.png`."
-    if source not in ("auto", "online", "offline"): raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
+    ("Street scenes in CAMVID_TINY's layout: `codes.txt`, "
+     "`images/<name>.png`, `labels/<name>_P.png`.")
+    if source not in ("auto", "online", "offline"):
+        raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
     size, reason = check_size(size), "source='offline'"
     if source != "offline":
         try:
-            path = download_real("camvid_tiny")   # fastai's URLs.CAMVID_TINY, or a mirror (HTC_DL_URL_BASE)
+            # fastai's URLs.CAMVID_TINY, or a mirror (HTC_DL_URL_BASE)
+            path = download_real("camvid_tiny")
             print(f"camvid_tiny: real data set (fastai URLs.CAMVID_TINY) at {path}")
             return path
         except ConnectionError as e:
-            if source == "online": raise ConnectionError(f"could not get the real camvid_tiny: {e}. Check the network, or use source='offline'.") from e
+            if source == "online":
+                raise ConnectionError(f"could not get the real camvid_tiny: {e}. Check "
+                                      "the network, or use source='offline'.") from e
             reason = f"no network: {e}"
     path = data_root()/"offline"/f"camvid_tiny_{size}"
     if not path.exists(): _write_atomically(path, lambda out: write_camvid_tiny(out, size))
-    print(f"camvid_tiny: offline copy (drawn street scenes with exact masks, {size}) at {path} [{reason}]")
+    print("camvid_tiny: offline copy "
+          f"(drawn street scenes with exact masks, {size}) at {path} [{reason}]")
     return path
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #0615b4c6
 def lite0_encoder(pretrained=True):
-    "EfficientNet-Lite0 (ImageNet weights when `pretrained`) as a flat `nn.Sequential`: stem, batch norm, stages 0-5, one child per stage."
+    ("EfficientNet-Lite0 (ImageNet weights when `pretrained`) as a flat "
+     "`nn.Sequential`: stem, batch norm, stages 0-5, one child per stage.")
     import timm
     from htc_dl.pretrained import lite0_checkpoint
     net = timm.create_model("efficientnet_lite0", pretrained=pretrained,
-                            **(dict(pretrained_cfg_overlay=dict(file=str(lite0_checkpoint()))) if pretrained else {}))
+                            **(dict(pretrained_cfg_overlay=dict(file=str(lite0_checkpoint())))
+                               if pretrained else {}))
     return nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:6])
 
 def register_lite0_for_unet():
-    "Tell fastai how to cut (keep it all), split (body, decoder) and normalise (ImageNet stats) `lite0_encoder`, as for a torchvision arch."
+    ("Tell fastai how to cut (keep it all), split (body, decoder) and "
+     "normalise (ImageNet stats) `lite0_encoder`, as for a torchvision arch.")
     from fastai.vision.learner import model_meta, default_split
     from fastai.vision.core import imagenet_stats
     model_meta[lite0_encoder] = dict(cut=lambda m: m, split=default_split, stats=imagenet_stats)
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #5ea6e43c
 def per_class_iou(preds, targets, codes, ignore=None):
-    "{class name: IoU} for every class in `targets` but `ignore`; `preds` are scores (n, classes, h, w) or class numbers (n, h, w)."
+    ("{class name: IoU} for every class in `targets` but `ignore`; "
+     "`preds` are scores (n, classes, h, w) or class numbers (n, h, w).")
     preds = preds.argmax(1) if preds.ndim == targets.ndim + 1 else preds
-    if preds.shape != targets.shape: raise ValueError(f"predictions {tuple(preds.shape)} and targets {tuple(targets.shape)} differ in size.")
+    if preds.shape != targets.shape:
+        raise ValueError(f"predictions {tuple(preds.shape)} and targets "
+                         f"{tuple(targets.shape)} differ in size.")
     keep = targets != ignore if ignore is not None else torch.ones_like(targets, dtype=torch.bool)
     ious = {}
     for c in targets[keep].unique().tolist():
@@ -140,22 +180,31 @@ TILE_CLASSES = ("bare_ground", "healthy_crop", "stressed_crop")
 TILE_COUNTS = {"small": 300, "full": 1200}
 
 def draw_tile(label, rng, size=64):
-    "A satellite-like tile of field `label` as a (4, size, size) uint8 array: red, green, blue, infrared."
-    rgb = {"bare_ground": (150, 115, 80), "healthy_crop": (70, 120, 55), "stressed_crop": (70, 120, 55)}[label]
-    nir = {"bare_ground": 120, "healthy_crop": 200, "stressed_crop": 95}[label]   # leaves reflect infrared; stressed ones much less
+    ("A satellite-like tile of field `label` as a "
+     "(4, size, size) uint8 array: red, green, blue, infrared.")
+    rgb = {"bare_ground": (150, 115, 80), "healthy_crop": (70, 120, 55),
+           "stressed_crop": (70, 120, 55)}[label]
+    # leaves reflect infrared; stressed ones much less
+    nir = {"bare_ground": 120, "healthy_crop": 200, "stressed_crop": 95}[label]
     tile = np.empty((4, size, size))
     tile[:3] = np.array(_jitter(rng, rgb, 25), float)[:, None, None]
     tile[3] = nir + rng.integers(-20, 21)
-    period, angle = rng.uniform(3, 8), rng.uniform(0, np.pi)           # crop rows or furrows at a random angle
+    # crop rows or furrows at a random angle
+    period, angle = rng.uniform(3, 8), rng.uniform(0, np.pi)
     yy, xx = np.mgrid[:size, :size]
-    tile += np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period) * rng.uniform(5, 15)
-    for _ in range(int(rng.integers(0, 3))):                           # a road, a roof or a pond, in any field
+    tile += np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi
+                   / period) * rng.uniform(5, 15)
+    # a road, a roof or a pond, in any field
+    for _ in range(int(rng.integers(0, 3))):
         x0, y0 = rng.integers(0, size, 2); w, h = rng.integers(3, 20, 2)
-        tile[:, y0:y0 + h, x0:x0 + w] = np.array([(120, 120, 125, 110), (170, 60, 50, 90), (40, 60, 110, 20)][rng.integers(3)])[:, None, None]
+        tile[:, y0:y0 + h, x0:x0 + w] = np.array(
+            [(120, 120, 125, 110), (170, 60, 50, 90), (40, 60, 110, 20)][rng.integers(3)]
+        )[:, None, None]
     return (tile + rng.normal(0, 6, tile.shape)).clip(0, 255).astype(np.uint8)
 
 def write_band_tiles(dest, size, seed=9):
-    "Write a Planet-like layout, `train.csv` (image_name, tags) and `train-npy/<name>.npy` (4 bands each), of drawn field tiles."
+    ("Write a Planet-like layout, `train.csv` (image_name, tags) and "
+     "`train-npy/<name>.npy` (4 bands each), of drawn field tiles.")
     rng = np.random.default_rng(seed)
     (dest/"train-npy").mkdir(parents=True)
     rows = []
@@ -163,10 +212,12 @@ def write_band_tiles(dest, size, seed=9):
         label = TILE_CLASSES[i % len(TILE_CLASSES)]
         np.save(dest/"train-npy"/f"train_{i}.npy", draw_tile(label, rng))
         rows.append((f"train_{i}", label))
-    with open(dest/"train.csv", "w", newline="") as f: csv.writer(f).writerows([("image_name", "tags"), *rows])
+    with open(dest/"train.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("image_name", "tags"), *rows])
 
 def band_tiles(size=None):
-    "Drawn 4-band field tiles in a Planet-like layout under `data_root()/offline`, written on first use."
+    ("Drawn 4-band field tiles in a Planet-like layout "
+     "under `data_root()/offline`, written on first use.")
     size = check_size(size)
     path = data_root()/"offline"/f"band_tiles_{size}"
     if not path.exists(): _write_atomically(path, lambda out: write_band_tiles(out, size))
@@ -175,67 +226,92 @@ def band_tiles(size=None):
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #707bacfb
 def adapt_first_conv(conv, bands, rgb=BANDS[:3]):
-    "A copy of the pretrained RGB `conv` for inputs `bands`: red, green and blue keep their pretrained filters, any other band starts from their mean."
-    if conv.in_channels != 3: raise ValueError(f"expected a pretrained convolution with 3 input channels (RGB), got {conv.in_channels}.")
-    new = nn.Conv2d(len(bands), conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.bias is not None)
+    ("A copy of the pretrained RGB `conv` for inputs `bands`: red, green and "
+     "blue keep their pretrained filters, any other band starts from their mean.")
+    if conv.in_channels != 3:
+        raise ValueError("expected a pretrained convolution with 3 "
+                         f"input channels (RGB), got {conv.in_channels}.")
+    new = nn.Conv2d(len(bands), conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, conv.bias is not None)
     with torch.no_grad():
         mean = conv.weight.mean(1)
-        for i, band in enumerate(bands): new.weight[:, i] = conv.weight[:, rgb.index(band)] if band in rgb else mean
+        for i, band in enumerate(bands):
+            new.weight[:, i] = conv.weight[:, rgb.index(band)] if band in rgb else mean
         if conv.bias is not None: new.bias.copy_(conv.bias)
     return new
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #47927087
 def band_dls(path, bands=BANDS, bs=32, seed=42):
-    "fastai DataLoaders of the tiles at `path` with only `bands`, each band normalised by its own mean and std; 20% held out."
-    from fastai.vision.all import DataBlock, TransformBlock, CategoryBlock, ColReader, RandomSplitter, Normalize, TensorImage
+    ("fastai DataLoaders of the tiles at `path` with only `bands`, "
+     "each band normalised by its own mean and std; 20% held out.")
+    from fastai.vision.all import (DataBlock, TransformBlock, CategoryBlock, ColReader,
+                                   RandomSplitter, Normalize, TensorImage)
     import pandas as pd
     unknown = [b for b in bands if b not in BANDS]
     if unknown: raise ValueError(f"unknown bands {unknown}; the tiles have {', '.join(BANDS)}.")
     index = [BANDS.index(b) for b in bands]
     df = pd.read_csv(Path(path)/"train.csv")
-    load = lambda name: TensorImage(torch.from_numpy(np.load(Path(path)/"train-npy"/f"{name}.npy", allow_pickle=False)[index]).float() / 255)
+    load = lambda name: TensorImage(
+        torch.from_numpy(np.load(Path(path)/"train-npy"/f"{name}.npy",
+                                 allow_pickle=False)[index]).float() / 255)
     stack = torch.stack([load(n) for n in df.image_name[:200]])
-    block = DataBlock(blocks=(TransformBlock(type_tfms=load), CategoryBlock), get_x=ColReader("image_name"), get_y=ColReader("tags"),
+    block = DataBlock(blocks=(TransformBlock(type_tfms=load), CategoryBlock),
+                      get_x=ColReader("image_name"), get_y=ColReader("tags"),
                       splitter=RandomSplitter(0.2, seed=seed),
-                      batch_tfms=Normalize.from_stats(stack.mean((0, 2, 3)).tolist(), stack.std((0, 2, 3)).tolist(), cuda=False))
+                      batch_tfms=Normalize.from_stats(stack.mean((0, 2, 3)).tolist(),
+                                                      stack.std((0, 2, 3)).tolist(), cuda=False))
     return block.dataloaders(df, bs=bs, num_workers=0)
 
 def band_learner(dls, bands, **kwargs):
-    "A fastai `vision_learner` on pretrained EfficientNet-Lite0 whose first convolution takes `bands` (see `adapt_first_conv`)."
+    ("A fastai `vision_learner` on pretrained EfficientNet-Lite0 "
+     "whose first convolution takes `bands` (see `adapt_first_conv`).")
     from fastai.vision.all import vision_learner
     from htc_dl.pretrained import lite0_checkpoint
     learn = vision_learner(dls, "efficientnet_lite0", pretrained=True, normalize=False,
                            pretrained_cfg_overlay=dict(file=str(lite0_checkpoint())), **kwargs)
     body = learn.model[0].model
     body.conv_stem = adapt_first_conv(body.conv_stem, bands)
-    learn.create_opt(); learn.freeze()   # vision_learner made its optimiser for the old layer: make it again, or the new one never trains
+    # vision_learner made its optimiser for the old layer: make it again, or the new one never
+    # trains
+    learn.create_opt(); learn.freeze()
     return learn
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #94924dd3
 def _broadcast_on_backend_device(self, t, rank):
-    "fastai's `DistributedDL._broadcast`, except that the indices stay on the CPU when the backend is gloo (fastai always moves them to CUDA)."
+    ("fastai's `DistributedDL._broadcast`, except that the indices stay on "
+     "the CPU when the backend is gloo (fastai always moves them to CUDA).")
     device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
     t = torch.tensor(t, dtype=torch.long, device=device)
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
 
-def fine_tune_pets(size=None, img_size=None, epochs=None, bs=32, lr=2e-3, fp16=False, source="auto", seed=42):
-    "Lesson 6's transfer-learning run (pets, pretrained body, `fine_tune`) on however many processes `accelerate launch` started; returns its metrics."
-    from fastai.vision.all import ImageDataLoaders, Resize, aug_transforms, error_rate, set_seed, get_image_files
+def fine_tune_pets(size=None, img_size=None, epochs=None, bs=32, lr=2e-3, fp16=False,
+                   source="auto", seed=42):
+    ("Lesson 6's transfer-learning run (pets, pretrained body, `fine_tune`) on "
+     "however many processes `accelerate launch` started; returns its metrics.")
+    from fastai.vision.all import (ImageDataLoaders, Resize, aug_transforms, error_rate, set_seed,
+                                   get_image_files)
     from fastai.distributed import DistributedDL, num_distrib, rank_distrib
     from htc_dl.data import pets
     from htc_dl.pretrained import pretrained_learner
     size = check_size(size)
-    img_size, epochs = img_size or (96 if size == "small" else 224), epochs or (2 if size == "small" else 8)
+    img_size, epochs = (img_size or (96 if size == "small" else 224),
+                        epochs or (2 if size == "small" else 8))
     n_procs = max(1, num_distrib())
-    if bs % n_procs: raise ValueError(f"the batch size {bs} must split evenly over {n_procs} processes; pick a multiple of {n_procs}.")
+    if bs % n_procs:
+        raise ValueError(f"the batch size {bs} must split evenly over "
+                         f"{n_procs} processes; pick a multiple of {n_procs}.")
     path = pets(source, size)
-    tfms = dict(item_tfms=Resize(img_size)) if size == "small" else dict(item_tfms=Resize(460), batch_tfms=aug_transforms(size=img_size, min_scale=0.75))
+    tfms = dict(item_tfms=Resize(img_size)) if size == "small" else dict(
+        item_tfms=Resize(460), batch_tfms=aug_transforms(size=img_size, min_scale=0.75))
     set_seed(seed, reproducible=True)
-    dls = ImageDataLoaders.from_name_re(path, get_image_files(path/"images"), r"^(.+)_\d+\.jpg$", bs=bs // n_procs, seed=seed,
-                                        **tfms, **({"num_workers": 0} if size == "small" else {}))
+    dls = ImageDataLoaders.from_name_re(path, get_image_files(path/"images"), r"^(.+)_\d+\.jpg$",
+                                        bs=bs // n_procs, seed=seed, **tfms,
+                                        **({"num_workers": 0} if size == "small" else {}))
     set_seed(seed, reproducible=True)
-    learn = pretrained_learner(dls, source="offline" if path.is_relative_to(data_root()/"offline") else source, metrics=error_rate)
+    learn = pretrained_learner(
+        dls, source="offline" if path.is_relative_to(data_root()/"offline") else source,
+        metrics=error_rate)
     on_gpu = torch.cuda.is_available()
     if not on_gpu: DistributedDL._broadcast = _broadcast_on_backend_device
     if fp16 and on_gpu: learn.to_fp16()
@@ -244,5 +320,6 @@ def fine_tune_pets(size=None, img_size=None, epochs=None, bs=32, lr=2e-3, fp16=F
         learn.fine_tune(epochs, base_lr=lr)
     seconds = time.perf_counter() - start
     valid_loss, error = learn.validate()
-    return dict(processes=n_procs, rank=rank_distrib(), batch_per_process=bs // n_procs, img_size=img_size, epochs=epochs, lr=lr,
-                seconds=round(seconds, 1), valid_loss=float(valid_loss), error_rate=float(error))
+    return dict(processes=n_procs, rank=rank_distrib(), batch_per_process=bs // n_procs,
+                img_size=img_size, epochs=epochs, lr=lr, seconds=round(seconds, 1),
+                valid_loss=float(valid_loss), error_rate=float(error))
