@@ -31,7 +31,20 @@ lab: install
 	$(BIN)/jupyter lab --no-browser --ip=$(HOST) --port=$(LAB_PORT) --notebook-dir=nbs
 
 # Fails on the first problem: stale package, unclean notebooks, failing notebooks, failing tests (the site's included).
-test: install check-export check-clean nbtest nbtest-online docs webapp pytest
+# Each step runs in turn and its seconds go to a table printed at the end, also when a step fails.
+TEST_STEPS := install check-export check-clean nbtest nbtest-online docs webapp pytest
+STEP_TIMES := test-output/make-test-seconds.txt
+test:
+	@mkdir -p test-output && : > $(STEP_TIMES); t0=$$(date +%s); \
+	trap 'echo; echo "make test, seconds per step:"; cat $(STEP_TIMES); \
+	      printf "%-14s %6d\n" total $$(( $$(date +%s) - t0 ))' EXIT; \
+	for step in $(TEST_STEPS); do \
+	  start=$$(date +%s); status=0; \
+	  $(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $$step || status=$$?; \
+	  printf "%-14s %6d" $$step $$(( $$(date +%s) - start )) >> $(STEP_TIMES); \
+	  if [ $$status != 0 ]; then echo "  FAILED" >> $(STEP_TIMES); exit $$status; fi; \
+	  echo >> $(STEP_TIMES); \
+	done
 
 check-export: install
 	@tmp=$$(mktemp -d) && cp -r htc_dl $$tmp/before && $(BIN)/nbdev-export && \
@@ -62,30 +75,50 @@ pytest: install browser
 # Every notebook runs once per mode, on a copy of nbs/ whose executed notebooks (outputs saved) the site is built from.
 # nbdev-test starts notebooks in name order, so the two longest (lessons 06a and 06f, 5-14 minutes each) would start
 # last and finish alone: they run one after the other in a stream of their own, beside a stream of all the others.
+# Each stream runs its kernels with one OpenMP/MKL thread: two streams on 2 cores, each with two threads, spin-wait
+# against each other.
 EXECUTED := build/executed
-LONG_NBS := ^(06a_transfer_learning|06f_beyond_classification)\.ipynb$$
-# $(call run_notebooks,FOLDER,ENVIRONMENT): both streams at once; fails if either fails.
+LONG := 06a_transfer_learning 06f_beyond_classification
+space := $(eval) $(eval)
+names_re = ^($(subst $(space),|,$(strip $(1))))\.ipynb$$
+STREAM_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# $(call run_notebooks,FOLDER,ENVIRONMENT,NOTEBOOKS SKIPPED): both streams at once; fails if either fails.
 run_notebooks = long=0; rest=0; \
-	env $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 --file-re '$(LONG_NBS)' & pid=$$!; \
-	env $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 --skip-file-re '$(LONG_NBS)' || rest=$$?; \
+	env $(STREAM_THREADS) $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 \
+	  --file-re '$(call names_re,$(LONG))' & pid=$$!; \
+	env $(STREAM_THREADS) $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 \
+	  --skip-file-re '$(call names_re,$(LONG) $(3))' || rest=$$?; \
 	wait $$pid || long=$$?; \
 	if [ $$long != 0 ] || [ $$rest != 0 ]; then echo "FAIL: notebooks failed (above)"; exit 1; fi
+
+# The notebooks listed in SAME_BOTH_MODES run offline only. The offline pass runs every notebook with
+# tests/online/mode_guard on its path, which records each read of a mode or folder variable and each network
+# connection, per notebook, in MODE_RECORD; tests/test_ci_speed.py checks that the listed ones made none.
+SAME_BOTH_MODES := tests/online/same_in_both_modes.txt
+OFFLINE_ONLY := $(basename $(notdir $(shell sed -e 's/\#.*//' $(SAME_BOTH_MODES) 2>/dev/null)))
+MODE_RECORD := $(EXECUTED)/offline/mode-reads.jsonl
+OFFLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/online/mode_guard \
+  HTC_DL_GUARD_LOG=$(CURDIR)/$(MODE_RECORD)
 
 nbtest: install
 	@echo "Executing every notebook in nbs/ in small offline mode (executed copies in $(EXECUTED)/offline)..."
 	rm -rf $(EXECUTED)/offline && mkdir -p $(EXECUTED)/offline && cp -r nbs $(EXECUTED)/offline/
-	$(call run_notebooks,$(EXECUTED)/offline/nbs,HTC_DL_SMALL=1 HTC_DL_OFFLINE=1)
+	$(call run_notebooks,$(EXECUTED)/offline/nbs,$(OFFLINE_ENV))
 
-# Every notebook again, against a mirror on 127.0.0.1 that serves each data set in its real layout at its real file
-# counts (tests/online/: drawn pictures, real names), with its own data and models folders.
+# The notebooks again (all but OFFLINE_ONLY), against a mirror on 127.0.0.1 that serves each data set in its real
+# layout at its real file counts (tests/online/: drawn pictures, real names), with its own data and models folders.
 ONLINE_PORT ?= 8765
 ONLINE := test-output/online
+ONLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=0 HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ \
+  HTC_DL_DATA=$(CURDIR)/$(ONLINE)-data HTC_DL_MODELS=$(CURDIR)/$(ONLINE)-models
 nbtest-online: install
-	@echo "Executing every notebook in nbs/ in small mode against the simulated online mirror (executed copies in $(EXECUTED)/online)..."
+	@echo "Executing the notebooks in nbs/ in small mode against the simulated online mirror (executed copies"\
+	  "in $(EXECUTED)/online)..."
+	@echo "Offline only, the same in both modes ($(SAME_BOTH_MODES)): $(OFFLINE_ONLY)"
 	rm -rf $(EXECUTED)/online && mkdir -p $(EXECUTED)/online && cp -r nbs $(EXECUTED)/online/
 	$(BIN)/python tests/online/serve.py --build $(ONLINE)-archives --port $(ONLINE_PORT) --background --pidfile $(ONLINE)-server.pid
 	trap 'kill $$(cat $(ONLINE)-server.pid)' EXIT; \
-	$(call run_notebooks,$(EXECUTED)/online/nbs,HTC_DL_SMALL=1 HTC_DL_OFFLINE=0 HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ HTC_DL_DATA=$(CURDIR)/$(ONLINE)-data HTC_DL_MODELS=$(CURDIR)/$(ONLINE)-models)
+	$(call run_notebooks,$(EXECUTED)/online/nbs,$(ONLINE_ENV),$(OFFLINE_ONLY))
 
 # The course site (Jupyter Book 1, offline) from the executed notebooks: build/site/html/index.html.
 docs: install
