@@ -14,60 +14,76 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% ../nbs/core/03_app_toolkit.ipynb #7b7c4cb3
-MAX_UPLOAD_MB = 15   # the one upload limit: the apps, htc_dl.serving and nbs/apps/voila.json all follow it
-LOADING_THREAD = "htc_dl: an app loading its model"   # the name of the thread an app loads behind its page with (bench/memory.py waits for it)
+# the one upload limit: the apps, htc_dl.serving and nbs/apps/voila.json all follow it
+MAX_UPLOAD_MB = 15
+# the name of the thread an app loads behind its page with (bench/memory.py waits for it)
+LOADING_THREAD = "htc_dl: an app loading its model"
 
 # %% ../nbs/core/03_app_toolkit.ipynb #3c900d91
 MESSAGE_COLOURS = {"error": "#b3261e", "info": "#555555", "ok": "#1b7f3b"}
 
 def message_html(text, kind="error"):
     "A paragraph of `text`, escaped, coloured by `kind`: 'error', 'info' or 'ok'."
-    return f"<p style='color:{MESSAGE_COLOURS[kind]}; max-width:44em'>{html.escape(str(text), quote=False)}</p>"
+    return (f"<p style='color:{MESSAGE_COLOURS[kind]}; "
+            f"max-width:44em'>{html.escape(str(text), quote=False)}</p>")
 
 # %% ../nbs/core/03_app_toolkit.ipynb #e6c346ba
 def safely(handler, output, advice="Try another value."):
-    "`handler` wrapped so that an error is shown in `output` (an `HTML` widget) instead of raised into the page."
+    ("`handler` wrapped so that an error is shown in `output` "
+     "(an `HTML` widget) instead of raised into the page.")
     def wrapped(*args, **kwargs):
         try: return handler(*args, **kwargs)
-        except Exception as e: output.value = message_html(f"Something went wrong ({type(e).__name__}: {e}). {advice}")
+        except Exception as e:
+            output.value = message_html(f"Something went wrong ({type(e).__name__}: {e}). {advice}")
     return wrapped
 
 # %% ../nbs/core/03_app_toolkit.ipynb #05c0a5c9
 def html_table(rows, columns):
-    "An HTML table of `rows` (sequences of cells) under the header `columns`; every cell is escaped."
-    head = "".join(f"<th style='text-align:left; padding:2px 8px'>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(v), quote=False)}</td>" for v in row) + "</tr>"
+    ("An HTML table of `rows` (sequences of cells) under "
+     "the header `columns`; every cell is escaped.")
+    head = "".join(f"<th style='text-align:left; padding:2px 8px'>{html.escape(str(c))}</th>"
+                   for c in columns)
+    body = "".join("<tr>"
+                   + "".join(f"<td style='padding:2px 8px'>{html.escape(str(v), quote=False)}</td>"
+                             for v in row) + "</tr>"
                    for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 # %% ../nbs/core/03_app_toolkit.ipynb #23622e95
 def probability_bars_html(predictions, width=200):
-    "An HTML table with one row per (label, probability): the label, the percentage and a bar `width` pixels at 100%."
-    rows = "".join(f"<tr><td><b>{html.escape(label)}</b></td><td style='text-align:right; padding:0 8px'>{p:.1%}</td>"
-                   f"<td><div style='background:#4c72b0; height:12px; width:{max(1, round(p*width))}px'></div></td></tr>"
+    ("An HTML table with one row per (label, probability): the "
+     "label, the percentage and a bar `width` pixels at 100%.")
+    rows = "".join(f"<tr><td><b>{html.escape(label)}</b></td><td style='text-align:right; "
+                   f"padding:0 8px'>{p:.1%}</td><td><div style='background:#4c72b0; "
+                   f"height:12px; width:{max(1, round(p*width))}px'></div></td></tr>"
                    for label, p in predictions)
     return f"<table>{rows}</table>"
 
 # %% ../nbs/core/03_app_toolkit.ipynb #12b39a98
-MAX_MEGAPIXELS = 40         # a 60-megapixel PNG of one colour is only kilobytes on disk but 180 MB in memory
+# a 60-megapixel PNG of one colour is only kilobytes on disk but 180 MB in memory
+MAX_MEGAPIXELS = 40
 MIN_SIDE = 16               # pixels: a smaller picture holds no detail for a classifier
 
 class UploadError(ValueError):
     "An upload the classifier cannot use; the message says what is wrong and what to do."
 
-SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF"}   # how these files always start
+# how these files always start
+SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF"}
 
 def _first_bytes(data):
     "How a file starts, for messages: text if it reads as text, else hex."
     head = data[:12]
-    try: return f"text {head.decode('utf-8')!r}" if head.decode("utf-8").isprintable() else f"bytes {head.hex(' ')}"
+    try:
+        return (f"text {head.decode('utf-8')!r}" if head.decode("utf-8").isprintable()
+                else f"bytes {head.hex(' ')}")
     except UnicodeDecodeError: return f"bytes {head.hex(' ')}"
 
 def _to_rgb(img, notes):
     "`img` as 8-bit RGB; each conversion is explained in `notes`."
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):   # 16-bit (or 32-bit integer) grayscale
         a = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray((a / (65535 if a.max() > 255 else 255) * 255).clip(0, 255).astype(np.uint8), "L")
+        img = Image.fromarray((a / (65535 if a.max() > 255 else 255)
+                               * 255).clip(0, 255).astype(np.uint8), "L")
         notes.append("16-bit image: scaled to 8 bits")
     elif img.mode == "F":
         a = np.asarray(img, dtype=np.float64); lo, hi = a.min(), a.max()
@@ -76,52 +92,74 @@ def _to_rgb(img, notes):
     if img.mode == "P": img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
-        if rgba.getchannel("A").getextrema()[0] < 255: notes.append("transparent parts: filled with white")
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            notes.append("transparent parts: filled with white")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    if img.mode in ("L", "1"): notes.append("grayscale: copied into red, green and blue (the model saw colour photos, so expect a weaker guess)")
+    if img.mode in ("L", "1"):
+        notes.append("grayscale: copied into red, green and blue "
+                     "(the model saw colour photos, so expect a weaker guess)")
     elif img.mode not in ("RGB", "RGBA"): notes.append(f"{img.mode} colours: converted to RGB")
     return img.convert("RGB")
 
-def read_upload(content, name="the file", max_mb=MAX_UPLOAD_MB, max_megapixels=MAX_MEGAPIXELS, min_side=MIN_SIDE, size=None):
-    "An RGB PIL image and a list of notes on what was converted, from an upload's bytes; `UploadError` says what is wrong."
+def read_upload(content, name="the file", max_mb=MAX_UPLOAD_MB, max_megapixels=MAX_MEGAPIXELS,
+                min_side=MIN_SIDE, size=None):
+    ("An RGB PIL image and a list of notes on what was converted, "
+     "from an upload's bytes; `UploadError` says what is wrong.")
     data = bytes(content)
-    size = len(data) if size is None else size   # the browser's reported size: the server drops an oversized upload's bytes
+    # the browser's reported size: the server drops an oversized upload's bytes
+    size = len(data) if size is None else size
     if size > max_mb * 2**20:
-        raise UploadError(f"{name} is {size/2**20:.1f} MB; the limit is {max_mb} MB. Upload a smaller copy (e.g. resized to 2,000 pixels wide).")
-    if not data: raise UploadError(f"{name} is empty (0 bytes). Upload the picture again; if it is still empty, the file on your disk is broken.")
+        raise UploadError(f"{name} is {size/2**20:.1f} MB; the limit is {max_mb} MB. "
+                          "Upload a smaller copy (e.g. resized to 2,000 pixels wide).")
+    if not data:
+        raise UploadError(f"{name} is empty (0 bytes). Upload the picture again; "
+                          "if it is still empty, the file on your disk is broken.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # the pixel limit below is stricter
+            # the pixel limit below is stricter
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
-        raise UploadError(f"{name} has too many pixels ({e}). Upload a copy resized to at most {max_megapixels} megapixels.") from e
+        raise UploadError(f"{name} has too many pixels ({e}). Upload a copy "
+                          f"resized to at most {max_megapixels} megapixels.") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         kind = next((k for sig, k in SIGNATURES.items() if data.startswith(sig)), None)
-        if kind: raise UploadError(f"{name} starts like a {kind} but is truncated or corrupt ({e}). The file was cut off: "
-                                   "upload it again, or open and re-save it in an image editor.") from e
-        raise UploadError(f"{name} is not an image this app can read (it starts with {_first_bytes(data)}). Upload a JPEG, PNG, GIF or WebP picture.") from e
+        if kind:
+            raise UploadError(f"{name} starts like a {kind} but is truncated or "
+                              f"corrupt ({e}). The file was cut off: upload it again, "
+                              "or open and re-save it in an image editor.") from e
+        raise UploadError(f"{name} is not an image this app can read (it starts with "
+                          f"{_first_bytes(data)}). Upload a JPEG, PNG, GIF or WebP picture.") from e
     notes, (w, h) = [], img.size
-    if w * h > max_megapixels * 1e6 and img.format == "JPEG":   # JPEG can decode at 1/2, 1/4 or 1/8 size for free
+    # JPEG can decode at 1/2, 1/4 or 1/8 size for free
+    if w * h > max_megapixels * 1e6 and img.format == "JPEG":
         scale = 2 ** min(3, math.ceil(math.log2(math.sqrt(w * h / (max_megapixels * 1e6)))))
         img.draft("RGB", (w // scale, h // scale))
-        notes.append(f"{w*h/1e6:.0f}-megapixel JPEG: decoded at 1/{round(w / img.size[0])} size, {img.size[0]}x{img.size[1]}")
+        notes.append(f"{w*h/1e6:.0f}-megapixel JPEG: decoded at "
+                     f"1/{round(w / img.size[0])} size, {img.size[0]}x{img.size[1]}")
     if img.size[0] * img.size[1] > max_megapixels * 1e6:
-        raise UploadError(f"{name} is {w}x{h} pixels ({w*h/1e6:.0f} megapixels); the limit is {max_megapixels} megapixels, because decoding it "
-                          f"would take {w*h*3/2**20:,.0f} MB of memory. Upload a copy resized to 2,000 pixels wide.")
+        raise UploadError(f"{name} is {w}x{h} pixels ({w*h/1e6:.0f} megapixels); "
+                          f"the limit is {max_megapixels} megapixels, because "
+                          f"decoding it would take {w*h*3/2**20:,.0f} MB of "
+                          "memory. Upload a copy resized to 2,000 pixels wide.")
     if min(w, h) < min_side:
-        raise UploadError(f"{name} is only {w}x{h} pixels; the classifier needs at least {min_side}x{min_side}. Upload a larger picture.")
-    if getattr(img, "n_frames", 1) > 1: notes.append(f"animation of {img.n_frames} frames: used the first")
+        raise UploadError(f"{name} is only {w}x{h} pixels; the classifier needs at "
+                          f"least {min_side}x{min_side}. Upload a larger picture.")
+    if getattr(img, "n_frames", 1) > 1:
+        notes.append(f"animation of {img.n_frames} frames: used the first")
     try: img.load()
     except Exception as e:
-        raise UploadError(f"{name} is truncated or corrupt ({e}). The file was cut off: upload it again, or open and re-save it in an image editor.") from e
+        raise UploadError(f"{name} is truncated or corrupt ({e}). The file was cut off: upload "
+                          "it again, or open and re-save it in an image editor.") from e
     try: img = ImageOps.exif_transpose(img)
     except Exception: notes.append("unreadable orientation tag: used the picture as stored")
     return _to_rgb(img, notes), notes
 
 # %% ../nbs/core/03_app_toolkit.ipynb #6a1f0c2e
 def load_behind_page(app, load, *args):
-    "Run `load(*args)` in a thread named `LOADING_THREAD`, kept as `app.loading`: the page shows while the model loads."
+    ("Run `load(*args)` in a thread named `LOADING_THREAD`, kept "
+     "as `app.loading`: the page shows while the model loads.")
     import threading
     app.loading = threading.Thread(target=load, args=args, name=LOADING_THREAD, daemon=True)
     app.loading.start()

@@ -13,7 +13,8 @@ __all__ = ['DEFAULT_MODEL', 'MAKE_MODEL', 'trained_on_real_photos', 'model_descr
 import io, os, html
 from pathlib import Path
 from .data import models_root, MODELS_ENV
-from .app_toolkit import *   # what the app is built from; lessons and modules also import these from here
+# what the app is built from; lessons and modules also import these from here
+from .app_toolkit import *
 from .feedback import FeedbackError, record_correction, record_files, feedback_root
 
 # %% ../nbs/core/03_apps.ipynb #862a7c9a
@@ -30,33 +31,41 @@ def model_description(classifier):
     vocab = list(classifier.vocab)
     if hasattr(classifier, "answer"):
         from htc_dl.breeds import PETS_FROM_IMAGENET
-        return (f"{spec['arch']}, trained on {notes.get('trained_on', 'ImageNet')}, with its own head. It names the "
-                f"{len(PETS_FROM_IMAGENET)} of the {len(vocab)} Oxford-IIIT Pets breeds that ImageNet has, says 'a cat' or 'a dog' "
-                "for other cats and dogs, and says so when a photo shows neither. (No breed model trained on real photos yet.)")
+        return (f"{spec['arch']}, trained on {notes.get('trained_on', 'ImageNet')}, "
+                f"with its own head. It names the {len(PETS_FROM_IMAGENET)} of the "
+                f"{len(vocab)} Oxford-IIIT Pets breeds that ImageNet has, says 'a "
+                "cat' or 'a dog' for other cats and dogs, and says so when a photo "
+                "shows neither. (No breed model trained on real photos yet.)")
     trained = f" Trained on {notes['trained_on']}" if "trained_on" in notes else ""
     error = f"; validation error {notes['validation_error']}" if "validation_error" in notes else ""
     if notes.get("photos") == "drawn":
-        return (f"{spec['arch']}, knows {len(vocab)} drawn breeds ({', '.join(vocab)}): a demo of the pipeline, not of real photos."
-                f"{trained}{error}.")
+        return (f"{spec['arch']}, knows {len(vocab)} drawn breeds ({', '.join(vocab)}): "
+                f"a demo of the pipeline, not of real photos.{trained}{error}.")
     if notes.get("photos") == "real":
-        return f"{spec['arch']}, knows {len(vocab)} breeds ({', '.join(vocab)}) from real photos.{trained}{error}."
+        return (f"{spec['arch']}, knows {len(vocab)} breeds "
+                f"({', '.join(vocab)}) from real photos.{trained}{error}.")
     about = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in notes.items())
     return f"{spec['arch']}, knows {', '.join(vocab)}." + (f" {about}." if about else "")
 
 # %% ../nbs/core/03_apps.ipynb #f244917a
 def classify_image(classifier, image, k=3):
-    "The app's answer for a PIL image: `honest_answer`'s dict for an ImageNet model, the breed model's top `k` in the same form."
+    ("The app's answer for a PIL image: `honest_answer`'s dict for "
+     "an ImageNet model, the breed model's top `k` in the same form.")
     if hasattr(classifier, "answer"): return classifier.answer(image, k)
     top = classifier.predict(image, k)
     label, p = top[0]
     return dict(kind="breed", label=label, probability=p, text=f"most likely {label}", top=top)
 
 def answer_html(name, answer, notes=()):
-    "HTML for the answer: the sentence, a bar per likeliest label, then the notes on how the picture was converted."
-    caption = "<p style='color:#555'>ImageNet's likeliest classes:</p>" if answer["kind"] != "breed" or "imagenet_label" in answer else ""
+    ("HTML for the answer: the sentence, a bar per likeliest "
+     "label, then the notes on how the picture was converted.")
+    caption = ("<p style='color:#555'>ImageNet's likeliest classes:</p>"
+               if answer["kind"] != "breed" or "imagenet_label" in answer else "")
     converted = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return (f"<p>{html.escape(name)}: <b>{html.escape(answer['text'])}</b></p>{caption}{probability_bars_html(answer['top'])}"
-            + (f"<p style='color:#555'>Converted before classifying:</p><ul style='color:#555'>{converted}</ul>" if notes else ""))
+    return (f"<p>{html.escape(name)}: <b>{html.escape(answer['text'])}"
+            f"</b></p>{caption}{probability_bars_html(answer['top'])}"
+            + ("<p style='color:#555'>Converted before classifying:</p><ul "
+               f"style='color:#555'>{converted}</ul>" if notes else ""))
 
 def thumbnail_png(image, size=256):
     "PNG bytes of `image` shrunk to fit `size` x `size`, for the app's preview."
@@ -74,7 +83,8 @@ def real_pets_reachable():
     except (ConnectionError, OSError, ValueError): return False
 
 def default_classifier(folder=None, source="auto"):
-    "The app's model: a saved breed model trained on real photos; one trained now if real Pets can be had; else ImageNet's own head."
+    ("The app's model: a saved breed model trained on real photos; one "
+     "trained now if real Pets can be had; else ImageNet's own head.")
     from htc_dl.saving import SPEC_FILE, load_classifier
     from htc_dl.breeds import ImageNetPets
     folder = Path(folder) if folder is not None else models_root()/DEFAULT_MODEL
@@ -86,36 +96,47 @@ def default_classifier(folder=None, source="auto"):
     return ImageNetPets(source=source)
 
 def ensure_default_model(folder=None, size=128, epochs=1, freeze_epochs=2, source="auto"):
-    "The folder of the lesson's breed classifier; trains one on the cleaned breed folders first (a few minutes on a CPU) if there is none."
+    ("The folder of the lesson's breed classifier; trains one on the cleaned "
+     "breed folders first (a few minutes on a CPU) if there is none.")
     from htc_dl.saving import SPEC_FILE, classifier_spec, save_classifier
     import json
     folder = Path(folder) if folder is not None else models_root()/DEFAULT_MODEL
     if (folder/SPEC_FILE).exists():
-        if source != "online" or trained_on_real_photos(json.loads((folder/SPEC_FILE).read_text())): return folder
-    print(f"No model at {folder} yet: training one on the breed folders (a few minutes on a CPU)...", flush=True)
-    from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, RandomSplitter, Resize, aug_transforms,
-                                   get_image_files, parent_label, error_rate, set_seed)
+        if source != "online" or trained_on_real_photos(json.loads((folder/SPEC_FILE).read_text())):
+            return folder
+    print(f"No model at {folder} yet: training one on the breed folders (a few minutes on a "
+          "CPU)...", flush=True)
+    from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, RandomSplitter, Resize,
+                                   aug_transforms, get_image_files, parent_label,
+                                   error_rate, set_seed)
     from htc_dl.data import breed_folders, planted_mislabels, data_root
     from htc_dl.pretrained import pretrained_learner
     path = breed_folders(source=source)
     photos = "drawn" if path.is_relative_to(data_root()/"offline") else "real"
     mislabelled = set(planted_mislabels(path))
-    clean_files = lambda p: [f for f in get_image_files(p) if f not in mislabelled]   # the cleaning lesson 3 teaches
+    # the cleaning lesson 3 teaches
+    clean_files = lambda p: [f for f in get_image_files(p) if f not in mislabelled]
     set_seed(42)
-    dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=clean_files, splitter=RandomSplitter(0.2, seed=42),
-                    get_y=parent_label, item_tfms=Resize(size), batch_tfms=aug_transforms()).dataloaders(path, bs=16, num_workers=0)
+    dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=clean_files,
+                    splitter=RandomSplitter(0.2, seed=42),
+                    get_y=parent_label, item_tfms=Resize(size),
+                    batch_tfms=aug_transforms()).dataloaders(path, bs=16, num_workers=0)
     learn = pretrained_learner(dls, source=source, metrics=error_rate)
-    with learn.no_bar(), learn.no_logging(): learn.fine_tune(epochs, 1e-2, freeze_epochs=freeze_epochs)
+    with learn.no_bar(), learn.no_logging():
+        learn.fine_tune(epochs, 1e-2, freeze_epochs=freeze_epochs)
     error = float(learn.validate()[1])
-    notes = dict(photos=photos, trained_on=f"{len(dls.train_ds.items)} {photos} pictures from {path.name} (mislabels removed)",
-                 validation_error=f"{error:.1%}")
-    save_classifier(learn.model, classifier_spec(learn, **notes), folder, replace=source == "online")
+    notes = dict(photos=photos,
+                 trained_on=f"{len(dls.train_ds.items)} {photos} pictures from {path.name} "
+                            "(mislabels removed)", validation_error=f"{error:.1%}")
+    save_classifier(learn.model, classifier_spec(learn, **notes), folder,
+                    replace=source == "online")
     print(f"Saved the model to {folder}: validation error {error:.1%}.")
     return folder
 
 # %% ../nbs/core/03_apps.ipynb #75c36851
 def load_app_model(model_or_path=None):
-    "The app's classifier: one given as it is, one saved in a folder, or `default_classifier()` for None."
+    ("The app's classifier: one given as it is, one saved "
+     "in a folder, or `default_classifier()` for None.")
     from htc_dl.saving import load_classifier
     if hasattr(model_or_path, "predict") and hasattr(model_or_path, "spec"): return model_or_path
     return default_classifier() if model_or_path is None else load_classifier(model_or_path)
@@ -123,37 +144,51 @@ def load_app_model(model_or_path=None):
 def _widgets(title):
     "The app's widgets, by name."
     import ipywidgets as widgets
-    return dict(header=widgets.HTML(f"<h3>{html.escape(title)}</h3>"), result=widgets.HTML(), feedback=widgets.HTML(),
-                upload=widgets.FileUpload(accept="image/*", multiple=False, description="Upload picture"),
-                button=widgets.Button(description="Classify", button_style="primary", icon="search"),
-                preview=widgets.Image(format="png", layout=widgets.Layout(max_width="256px", display="none")),
-                correct=widgets.Dropdown(options=[], value=None, description="Wrong? Pick the right breed:", style={"description_width": "initial"}),
+    return dict(header=widgets.HTML(f"<h3>{html.escape(title)}</h3>"), result=widgets.HTML(),
+                feedback=widgets.HTML(),
+                upload=widgets.FileUpload(accept="image/*", multiple=False,
+                                          description="Upload picture"),
+                button=widgets.Button(description="Classify", button_style="primary",
+                                      icon="search"),
+                preview=widgets.Image(format="png",
+                                      layout=widgets.Layout(max_width="256px", display="none")),
+                correct=widgets.Dropdown(options=[], value=None,
+                                         description="Wrong? Pick the right breed:",
+                                         style={"description_width": "initial"}),
                 record=widgets.Button(description="Record correction", icon="check"))
 
 # %% ../nbs/core/03_apps.ipynb #51013469
 def attach_model(app, model_or_path=None):
-    "Load the app's model into `app`, say what it knows and enable the app; or say what to do. Never raises."
+    ("Load the app's model into `app`, say what it knows "
+     "and enable the app; or say what to do. Never raises.")
     try: app.classifier = load_app_model(model_or_path)
     except Exception as e:
         app.button.disabled = app.upload.disabled = app.record.disabled = True
-        app.result.value = message_html(f"No model to classify with ({type(e).__name__}: {e}). Make the default one with this command, "
-                                        f"then reload the page: {MAKE_MODEL}")
+        app.result.value = message_html(f"No model to classify with ({type(e).__name__}: {e}). "
+                                        "Make the default one with this command, then reload "
+                                        f"the page: {MAKE_MODEL}")
         return
     app.header.value += message_html("Model: " + model_description(app.classifier), "info")
     app.correct.options = list(app.classifier.vocab)
     app.correct.value = None
     app.button.disabled = app.upload.disabled = app.record.disabled = False
-    app.result.value = message_html("Upload a picture: it is classified at once (Classify runs it again).", "info")
+    app.result.value = message_html("Upload a picture: it is classified at "
+                                    "once (Classify runs it again).", "info")
 
-def classifier_app(model_or_path=None, k=3, title="What breed is it?", journal=None, background=False):
-    "An ipywidgets VBox: upload a picture to read the model's answer, and record a correction when it is wrong; `None` uses the default model."
+def classifier_app(model_or_path=None, k=3, title="What breed is it?", journal=None,
+                   background=False):
+    ("An ipywidgets VBox: upload a picture to read the model's answer, and "
+     "record a correction when it is wrong; `None` uses the default model.")
     import ipywidgets as widgets
     if hasattr(model_or_path, "dls"):
-        raise TypeError("classifier_app takes a saved classifier, not a fastai Learner: save_learner(learn, folder), then pass the folder.")
+        raise TypeError("classifier_app takes a saved classifier, not a fastai "
+                        "Learner: save_learner(learn, folder), then pass the folder.")
     w = _widgets(title)
-    app = widgets.VBox([w["header"], w["upload"], w["button"], w["preview"], w["result"], widgets.HBox([w["correct"], w["record"]]), w["feedback"]])
+    app = widgets.VBox([w["header"], w["upload"], w["button"], w["preview"], w["result"],
+                        widgets.HBox([w["correct"], w["record"]]), w["feedback"]])
     for name, widget in w.items(): setattr(app, name, widget)
-    app.classifier, app.last, app.journal = None, None, Path(journal) if journal is not None else feedback_root()
+    app.classifier, app.last, app.journal = None, None, Path(
+        journal) if journal is not None else feedback_root()
     if background:   # the page shows at once; the model (PyTorch, timm, weights) loads behind it
         app.button.disabled = app.upload.disabled = app.record.disabled = True
         app.result.value = message_html("Loading the model (a few seconds)...", "info")
@@ -163,36 +198,54 @@ def classifier_app(model_or_path=None, k=3, title="What breed is it?", journal=N
     def classify(_=None):
         "Classify the last upload and show the answer, or what is wrong with the file; never raise."
         app.button.disabled, app.preview.layout.display, app.last = True, "none", None
-        app.feedback.value, app.correct.value = "", None   # a correction belongs to the picture it was made for
+        # a correction belongs to the picture it was made for
+        app.feedback.value, app.correct.value = "", None
         try:
             if app.classifier is None:
-                app.result.value = message_html("The model is still loading (or failed to load: see above); try again in a few seconds."); return
+                app.result.value = message_html("The model is still loading (or failed to load: "
+                                                "see above); try again in a few seconds.")
+                return
             if not app.upload.value:
-                app.result.value = message_html("No picture yet: click 'Upload picture', choose a file, then press Classify."); return
+                app.result.value = message_html("No picture yet: click 'Upload picture', "
+                                                "choose a file, then press Classify.")
+                return
             item = app.upload.value[-1]
             image, notes = read_upload(item["content"], item["name"], size=item.get("size"))
             answer = classify_image(app.classifier, image, k)
             app.preview.value, app.preview.layout.display = thumbnail_png(image), ""
             app.result.value = answer_html(item["name"], answer, notes)
-            app.last = dict(name=item["name"], content=bytes(item["content"]), answer=answer["text"])
+            app.last = dict(name=item["name"], content=bytes(item["content"]),
+                            answer=answer["text"])
         except UploadError as e: app.result.value = message_html(str(e))
         except Exception as e:
-            app.result.value = message_html(f"Something went wrong with this picture ({type(e).__name__}: {e}). The app still works: try another one.")
+            app.result.value = message_html("Something went wrong with this "
+                                            f"picture ({type(e).__name__}: {e}). "
+                                            "The app still works: try another one.")
         finally: app.button.disabled = app.classifier is None
 
     def correct(_=None):
         "Record the last picture with the breed picked in the list, or say why not; never raise."
         if app.last is None or app.classifier is None:
-            app.feedback.value = message_html("Classify a picture first; then pick the right breed and press Record correction."); return
+            app.feedback.value = message_html("Classify a picture first; then pick the "
+                                              "right breed and press Record correction.")
+            return
         if app.correct.value is None:
-            app.feedback.value = message_html("Pick the right breed in the list first, then press Record correction."); return
+            app.feedback.value = message_html("Pick the right breed in the list "
+                                              "first, then press Record correction.")
+            return
         try:
-            record_correction(app.last["content"], app.last["name"], app.last["answer"], app.correct.value, list(app.classifier.vocab), app.journal)
-            app.feedback.value = message_html(f"Recorded: {app.last['name']} is a {app.correct.value} (the model said: {app.last['answer']}). "
-                                              f"{len(record_files(app.journal))} corrections in {app.journal}; retraining with them is in lesson 3.", "ok")
+            record_correction(app.last["content"], app.last["name"], app.last["answer"],
+                              app.correct.value, list(app.classifier.vocab), app.journal)
+            app.feedback.value = message_html(f"Recorded: {app.last['name']} is a "
+                                              f"{app.correct.value} "
+                                              f"(the model said: {app.last['answer']}). "
+                                              f"{len(record_files(app.journal))} "
+                                              f"corrections in {app.journal}; retraining "
+                                              "with them is in lesson 3.", "ok")
         except FeedbackError as e: app.feedback.value = message_html(str(e))
     app.button.on_click(classify)
     app.upload.observe(classify, names="value")   # a new upload is classified at once
-    app.record.on_click(safely(correct, app.feedback, "The correction was not recorded; try again."))
+    app.record.on_click(safely(correct, app.feedback,
+                               "The correction was not recorded; try again."))
     app.classify, app.record_correction = classify, correct
     return app

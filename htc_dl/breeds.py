@@ -12,17 +12,21 @@ __all__ = ['PETS_CATS', 'PETS_DOGS', 'PETS_BREEDS', 'IMAGENET_DOGS', 'IMAGENET_C
 import json
 
 # %% ../nbs/core/03_breeds.ipynb #edee8599
-PETS_CATS = ("Abyssinian", "Bengal", "Birman", "Bombay", "British_Shorthair", "Egyptian_Mau", "Maine_Coon", "Persian",
-             "Ragdoll", "Russian_Blue", "Siamese", "Sphynx")
-PETS_DOGS = ("american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle", "boxer", "chihuahua",
-             "english_cocker_spaniel", "english_setter", "german_shorthaired", "great_pyrenees", "havanese", "japanese_chin",
-             "keeshond", "leonberger", "miniature_pinscher", "newfoundland", "pomeranian", "pug", "saint_bernard", "samoyed",
-             "scottish_terrier", "shiba_inu", "staffordshire_bull_terrier", "wheaten_terrier", "yorkshire_terrier")
+PETS_CATS = ("Abyssinian", "Bengal", "Birman", "Bombay", "British_Shorthair", "Egyptian_Mau",
+             "Maine_Coon", "Persian", "Ragdoll", "Russian_Blue", "Siamese", "Sphynx")
+PETS_DOGS = ("american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle", "boxer",
+             "chihuahua", "english_cocker_spaniel", "english_setter", "german_shorthaired",
+             "great_pyrenees", "havanese", "japanese_chin",
+             "keeshond", "leonberger", "miniature_pinscher", "newfoundland", "pomeranian", "pug",
+             "saint_bernard", "samoyed", "scottish_terrier", "shiba_inu",
+             "staffordshire_bull_terrier", "wheaten_terrier", "yorkshire_terrier")
 PETS_BREEDS = PETS_CATS + PETS_DOGS
 
 def pet_kind(breed):
     "'cat' or 'dog' for an Oxford-IIIT Pets breed name (cats are capitalised)."
-    if breed not in PETS_BREEDS: raise ValueError(f"{breed!r} is not an Oxford-IIIT Pets breed; expected one of {', '.join(PETS_BREEDS)}.")
+    if breed not in PETS_BREEDS:
+        raise ValueError(f"{breed!r} is not an Oxford-IIIT Pets breed; "
+                         f"expected one of {', '.join(PETS_BREEDS)}.")
     return "cat" if breed in PETS_CATS else "dog"
 
 # %% ../nbs/core/03_breeds.ipynb #f8344e50
@@ -31,23 +35,27 @@ IMAGENET_CATS = frozenset(range(281, 286))
 
 PETS_FROM_IMAGENET = {   # ImageNet class index: Oxford-IIIT Pets breed
     283: "Persian", 284: "Siamese", 285: "Egyptian_Mau",
-    151: "chihuahua", 152: "japanese_chin", 161: "basset_hound", 162: "beagle", 179: "staffordshire_bull_terrier",
-    180: "american_pit_bull_terrier", 187: "yorkshire_terrier", 199: "scottish_terrier", 202: "wheaten_terrier",
-    210: "german_shorthaired", 212: "english_setter", 219: "english_cocker_spaniel", 237: "miniature_pinscher",
-    242: "boxer", 247: "saint_bernard", 254: "pug", 255: "leonberger", 256: "newfoundland", 257: "great_pyrenees",
-    258: "samoyed", 259: "pomeranian", 261: "keeshond",
-}
+    151: "chihuahua", 152: "japanese_chin", 161: "basset_hound", 162: "beagle",
+    179: "staffordshire_bull_terrier", 180: "american_pit_bull_terrier", 187: "yorkshire_terrier",
+    199: "scottish_terrier", 202: "wheaten_terrier", 210: "german_shorthaired",
+    212: "english_setter", 219: "english_cocker_spaniel", 237: "miniature_pinscher", 242: "boxer",
+    247: "saint_bernard", 254: "pug", 255: "leonberger", 256: "newfoundland", 257: "great_pyrenees",
+    258: "samoyed", 259: "pomeranian", 261: "keeshond", }
 PETS_WITHOUT_IMAGENET = tuple(b for b in PETS_BREEDS if b not in PETS_FROM_IMAGENET.values())
 
 # %% ../nbs/core/03_breeds.ipynb #77fb3cdb
-PET_THRESHOLD = 0.5   # the cat and dog classes must hold at least this much of the probability together
+# the cat and dog classes must hold at least this much of the probability together
+PET_THRESHOLD = 0.5
 
 def _pretty(breed): return breed.replace("_", " ")
 
 def honest_answer(probs, imagenet_labels, threshold=PET_THRESHOLD):
-    "A breed, 'a cat'/'a dog', or 'not a pet' from 1,000 ImageNet probabilities, as a dict with the sentence to show in `text`."
+    ("A breed, 'a cat'/'a dog', or 'not a pet' from 1,000 ImageNet "
+     "probabilities, as a dict with the sentence to show in `text`.")
     probs = [float(p) for p in probs]
-    if len(probs) != len(imagenet_labels): raise ValueError(f"{len(probs)} probabilities for {len(imagenet_labels)} labels: pass the model's 1,000 softmax outputs.")
+    if len(probs) != len(imagenet_labels):
+        raise ValueError(f"{len(probs)} probabilities for {len(imagenet_labels)} "
+                         "labels: pass the model's 1,000 softmax outputs.")
     pets = IMAGENET_CATS | IMAGENET_DOGS
     pet_total = sum(probs[i] for i in pets)
     if pet_total >= threshold:
@@ -58,22 +66,27 @@ def honest_answer(probs, imagenet_labels, threshold=PET_THRESHOLD):
     answer = dict(imagenet_label=name, imagenet_probability=p, pet_probability=pet_total)
     if pet_total < threshold:
         return answer | dict(kind="not_pet", label=None, probability=1 - pet_total,
-                             text=f"this does not look like a cat or a dog (the model sees: {name} {p:.0%})")
+                             text="this does not look like a cat or a "
+                                  f"dog (the model sees: {name} {p:.0%})")
     if best in PETS_FROM_IMAGENET:
         breed = PETS_FROM_IMAGENET[best]
-        return answer | dict(kind="breed", label=breed, probability=p, text=f"a {kind}: {_pretty(breed)} {p:.0%} (ImageNet's '{name}')")
+        return answer | dict(kind="breed", label=breed, probability=p,
+                             text=f"a {kind}: {_pretty(breed)} {p:.0%} (ImageNet's '{name}')")
     kind_total = sum(probs[i] for i in (IMAGENET_CATS if kind == "cat" else IMAGENET_DOGS))
     return answer | dict(kind="other_pet", label=kind, probability=kind_total,
-                         text=f"a {kind}; ImageNet says '{name}' {p:.0%} (not one of the Oxford-IIIT Pets breeds)")
+                         text=f"a {kind}; ImageNet says '{name}' {p:.0%} "
+                              "(not one of the Oxford-IIIT Pets breeds)")
 
 # %% ../nbs/core/03_breeds.ipynb #935ff427
 class ImageNetPets:
-    "An ImageNet model with its own head that answers with `honest_answer`; `predict` gives ImageNet's likeliest classes."
+    ("An ImageNet model with its own head that answers with "
+     "`honest_answer`; `predict` gives ImageNet's likeliest classes.")
     def __init__(self, model=None, source="offline"):
         from htc_dl.pretrained import imagenet_model, imagenet_labels
         self.model = model if model is not None else imagenet_model(source)
         self.labels = imagenet_labels()
-        self.spec = dict(arch=getattr(self.model, "description", type(self.model).__name__), vocab=list(PETS_BREEDS),
+        self.spec = dict(arch=getattr(self.model, "description", type(self.model).__name__),
+                         vocab=list(PETS_BREEDS),
                          notes=dict(trained_on="ImageNet-1k (1.3 million photos, 1,000 classes)"))
     @property
     def vocab(self): return self.spec["vocab"]
@@ -89,18 +102,25 @@ class ImageNetPets:
         "`honest_answer` for a PIL image, with ImageNet's `k` likeliest classes under `top`."
         probs = self.probabilities(image)
         top = probs.topk(k)
-        return honest_answer(probs, self.labels) | dict(top=[(self.labels[i].split(",")[0], p.item()) for p, i in zip(top.values, top.indices)])
+        return honest_answer(probs, self.labels) | dict(
+            top=[(self.labels[i].split(",")[0], p.item()) for p, i in zip(top.values, top.indices)])
     def __repr__(self): return f"ImageNetPets({self.spec['arch']})"
 
 # %% ../nbs/core/03_breeds.ipynb #d2fc0436
 def honest_answer_table(threshold=PET_THRESHOLD):
-    "Everything `honest_answer` needs, as JSON-able values: the mapping, the cat and dog class indices, the threshold, the sentences."
-    return dict(rule=("If ImageNet's cat and dog classes together hold at least `threshold` of the probability, answer the likeliest "
-                      "of them: its Pets breed when `pets_from_imagenet` has it, else 'a cat'/'a dog' with ImageNet's name; "
-                      "otherwise 'not a cat or a dog' with ImageNet's top class."),
-                threshold=threshold, imagenet_cats=sorted(IMAGENET_CATS), imagenet_dogs=sorted(IMAGENET_DOGS),
+    ("Everything `honest_answer` needs, as JSON-able values: the mapping, "
+     "the cat and dog class indices, the threshold, the sentences.")
+    return dict(rule=("If ImageNet's cat and dog classes together hold at least `threshold` "
+                      "of the probability, answer the likeliest of them: its Pets breed when "
+                      "`pets_from_imagenet` has it, else 'a cat'/'a dog' with ImageNet's "
+                      "name; otherwise 'not a cat or a dog' with ImageNet's top class."),
+                threshold=threshold, imagenet_cats=sorted(IMAGENET_CATS),
+                imagenet_dogs=sorted(IMAGENET_DOGS),
                 pets_from_imagenet={str(i): b for i, b in sorted(PETS_FROM_IMAGENET.items())},
-                pets_cats=list(PETS_CATS), pets_dogs=list(PETS_DOGS), pets_without_imagenet=list(PETS_WITHOUT_IMAGENET),
+                pets_cats=list(PETS_CATS), pets_dogs=list(PETS_DOGS),
+                pets_without_imagenet=list(PETS_WITHOUT_IMAGENET),
                 texts=dict(breed="a {kind}: {breed} {p}% (ImageNet's '{name}')",
-                           other_pet="a {kind}; ImageNet says '{name}' {p}% (not one of the Oxford-IIIT Pets breeds)",
-                           not_pet="this does not look like a cat or a dog (the model sees: {name} {p}%)"))
+                           other_pet="a {kind}; ImageNet says '{name}' {p}% "
+                                     "(not one of the Oxford-IIIT Pets breeds)",
+                           not_pet="this does not look like a cat or a "
+                                   "dog (the model sees: {name} {p}%)"))

@@ -19,14 +19,19 @@ __all__ = ['SMALL_ENV', 'DATA_ENV', 'MODELS_ENV', 'REAL_SETS', 'URL_BASE_ENV', '
 import os, csv, json, shutil, tarfile, zipfile, tempfile, urllib.request, urllib.error, hashlib
 from pathlib import Path
 import numpy as np
-from .offline import (OFFLINE_SETS, PET_BREEDS, PET_COUNTS, FOLDER_BREEDS, PASCAL_CLASSES, PASCAL_COUNTS, BIWI_CAMERA,
-    BIWI_PEOPLE, BIWI_FRAMES, MOVIELENS_SHAPES, GENRES, write_mnist_sample, write_mnist, draw_pet, write_pets, write_breed_folders,
-    planted_mislabels, draw_object, write_pascal, draw_head, write_biwi, planted_ratings, write_movielens, planted_truth, _mnist_digits)
+from .offline import (OFFLINE_SETS, PET_BREEDS, PET_COUNTS, FOLDER_BREEDS, PASCAL_CLASSES,
+                            PASCAL_COUNTS, BIWI_CAMERA,
+    BIWI_PEOPLE, BIWI_FRAMES, MOVIELENS_SHAPES, GENRES, write_mnist_sample, write_mnist, draw_pet,
+                            write_pets, write_breed_folders,
+    planted_mislabels, draw_object, write_pascal, draw_head, write_biwi, planted_ratings,
+                            write_movielens, planted_truth, _mnist_digits)
 
 # %% ../nbs/core/00_data.ipynb #2eb6bf10
-_all_ = ["OFFLINE_SETS", "PET_BREEDS", "PET_COUNTS", "FOLDER_BREEDS", "PASCAL_CLASSES", "PASCAL_COUNTS", "BIWI_CAMERA", "BIWI_PEOPLE",
-         "BIWI_FRAMES", "MOVIELENS_SHAPES", "GENRES", "write_mnist_sample", "write_mnist", "draw_pet", "write_pets", "write_breed_folders",
-         "planted_mislabels", "draw_object", "write_pascal", "draw_head", "write_biwi", "planted_ratings", "write_movielens", "planted_truth"]
+_all_ = ["OFFLINE_SETS", "PET_BREEDS", "PET_COUNTS", "FOLDER_BREEDS", "PASCAL_CLASSES",
+         "PASCAL_COUNTS", "BIWI_CAMERA", "BIWI_PEOPLE", "BIWI_FRAMES", "MOVIELENS_SHAPES", "GENRES",
+         "write_mnist_sample", "write_mnist", "draw_pet", "write_pets", "write_breed_folders",
+         "planted_mislabels", "draw_object", "write_pascal", "draw_head", "write_biwi",
+         "planted_ratings", "write_movielens", "planted_truth"]
 
 # %% ../nbs/core/00_data.ipynb #b0577f6d
 SMALL_ENV, DATA_ENV = "HTC_DL_SMALL", "HTC_DL_DATA"
@@ -36,14 +41,17 @@ def small_mode():
     value = os.environ.get(SMALL_ENV, "").strip().lower()
     if value in ("1", "true", "yes", "on"): return True
     if value in ("0", "false", "no", "off"): return False
-    if value: raise ValueError(f"{SMALL_ENV} must be 1 (small) or 0 (full), got {value!r}. Unset it to choose by GPU.")
+    if value:
+        raise ValueError(f"{SMALL_ENV} must be 1 (small) or 0 (full), "
+                         f"got {value!r}. Unset it to choose by GPU.")
     import torch
     return not torch.cuda.is_available()
 
 def check_size(size=None):
     "`size` as 'small' or 'full'; None picks the mode's size."
     if size is None: return "small" if small_mode() else "full"
-    if size not in ("small", "full"): raise ValueError(f"size must be 'small' or 'full', got {size!r}.")
+    if size not in ("small", "full"):
+        raise ValueError(f"size must be 'small' or 'full', got {size!r}.")
     return size
 
 # %% ../nbs/core/00_data.ipynb #b8e1f358
@@ -52,21 +60,26 @@ def data_root():
     fastai_home = Path(os.environ.get("FASTAI_HOME", "~/.fastai")).expanduser()
     root = Path(os.environ.get(DATA_ENV) or fastai_home/"data").expanduser()
     try: root.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise PermissionError(f"cannot create the data folder {root} ({e.strerror}). "
-                                               f"Set {DATA_ENV} to a folder you can write, e.g. export {DATA_ENV}=~/htc_data") from e
+    except OSError as e:
+        raise PermissionError(f"cannot create the data folder {root} "
+                              f"({e.strerror}). Set {DATA_ENV} to a folder you can "
+                              f"write, e.g. export {DATA_ENV}=~/htc_data") from e
     if not os.access(root, os.W_OK | os.X_OK):
-        raise PermissionError(f"the data folder {root} is not writable. Set {DATA_ENV} to a folder you can write, e.g. export {DATA_ENV}=~/htc_data")
+        raise PermissionError(f"the data folder {root} is not writable. Set {DATA_ENV} to "
+                              f"a folder you can write, e.g. export {DATA_ENV}=~/htc_data")
     return root
 
 # %% ../nbs/core/00_data.ipynb #950f7ae9
 MODELS_ENV = "HTC_DL_MODELS"
 
 def models_root():
-    "Where the apps' models live: `HTC_DL_MODELS`, else `models/` of a source checkout, else `models/` in the data folder."
+    ("Where the apps' models live: `HTC_DL_MODELS`, else `models/` "
+     "of a source checkout, else `models/` in the data folder.")
     if os.environ.get(MODELS_ENV): return Path(os.environ[MODELS_ENV]).expanduser()
     import htc_dl
     checkout = Path(htc_dl.__file__).resolve().parent.parent
-    if (checkout/"pyproject.toml").exists() and os.access(checkout, os.W_OK): return checkout/"models"
+    if (checkout/"pyproject.toml").exists() and os.access(checkout, os.W_OK):
+        return checkout/"models"
     from htc_dl.data import data_root
     return data_root()/"models"
 
@@ -82,7 +95,8 @@ def _download(url, dest, timeout):
         shutil.copyfileobj(response, f, 2**20)
         announced = response.headers.get("Content-Length")
     if announced is not None and os.path.getsize(dest) != int(announced):
-        raise ConnectionError(f"download of {url} was cut off: got {os.path.getsize(dest)} of {announced} bytes. Try again.")
+        raise ConnectionError(f"download of {url} was cut off: got "
+                              f"{os.path.getsize(dest)} of {announced} bytes. Try again.")
 
 def _extract(archive, out):
     "Extract a .tgz or .zip into `out`, refusing members that would land outside it."
@@ -91,13 +105,15 @@ def _extract(archive, out):
         with zipfile.ZipFile(archive) as z:
             for name in z.namelist():
                 if not (out/name).resolve().is_relative_to(out.resolve()):
-                    raise ValueError(f"refused archive member {name!r}: it would land outside {out}.")
+                    raise ValueError(f"refused archive member {name!r}: "
+                                     f"it would land outside {out}.")
             z.extractall(out)
         return
     try:
         with tarfile.open(archive) as t: t.extractall(out, filter="data")
     except tarfile.FilterError as e: raise ValueError(f"refused archive member: {e}") from e
-    except tarfile.ReadError as e: raise ValueError(f"the downloaded file is not a .tgz or .zip archive ({e}).") from e
+    except tarfile.ReadError as e:
+        raise ValueError(f"the downloaded file is not a .tgz or .zip archive ({e}).") from e
 
 def _rename_into_place(src, dest):
     "Rename the finished folder `src` to `dest`; if another process got there first, keep theirs."
@@ -106,7 +122,8 @@ def _rename_into_place(src, dest):
         if not dest.is_dir(): raise
 
 def fetch_archive(url, dest, expected=None, timeout=10):
-    "Download the archive at `url`, check it against `expected` (size, md5 of first MB), extract it to `dest` all or nothing."
+    ("Download the archive at `url`, check it against `expected` "
+     "(size, md5 of first MB), extract it to `dest` all or nothing.")
     dest = Path(dest)
     if dest.exists(): return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +131,8 @@ def fetch_archive(url, dest, expected=None, timeout=10):
         archive, out = Path(tmp)/"archive", Path(tmp)/"out"
         _download(url, archive, timeout)
         if expected is not None and archive_stats(archive) != tuple(expected):
-            raise ValueError(f"download of {url} is corrupt: (size, md5) {archive_stats(archive)} != expected {tuple(expected)}. "
+            raise ValueError(f"download of {url} is corrupt: (size, md5) "
+                             f"{archive_stats(archive)} != expected {tuple(expected)}. "
                              "Nothing was kept; try again, or pass source='offline'.")
         _extract(archive, out)
         entries = list(out.iterdir())
@@ -124,7 +142,8 @@ def fetch_archive(url, dest, expected=None, timeout=10):
 
 # %% ../nbs/core/00_data.ipynb #c79ea855
 def write_file_atomically(dest, write):
-    "Call `write(tmp)` for a temporary file beside `dest`, then rename it to `dest`; if `write` fails, nothing changes."
+    ("Call `write(tmp)` for a temporary file beside `dest`, then "
+     "rename it to `dest`; if `write` fails, nothing changes.")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{os.urandom(4).hex()}.partial")
@@ -135,42 +154,56 @@ def write_file_atomically(dest, write):
     return dest
 
 # %% ../nbs/core/00_data.ipynb #9158a129
-REAL_SETS = {  # name: (attribute of fastai's URLs, folder the archive extracts to, archive file name)
+# name: (attribute of fastai's URLs, folder the archive extracts to, archive file name)
+REAL_SETS = {
     "mnist_sample": ("MNIST_SAMPLE", "mnist_sample", "mnist_sample.tgz"),
     "mnist": ("MNIST", "mnist_png", "mnist_png.tgz"),
     "pets": ("PETS", "oxford-iiit-pet", "oxford-iiit-pet.tgz"),
     "pascal": ("PASCAL_2007", "pascal_2007", "pascal_2007.tgz"),
     "biwi": ("BIWI_HEAD_POSE", "biwi_head_pose", "biwi_head_pose.tgz"),
     "movielens": ("ML_100k", "ml-100k", "ml-100k.zip"),
-    "camvid_tiny": ("CAMVID_TINY", "camvid_tiny", "camvid_tiny.tgz"),   # lesson 6f's segmentation set (its loader: htc_dl.vision_plus)
+    # lesson 6f's segmentation set (its loader: htc_dl.vision_plus)
+    "camvid_tiny": ("CAMVID_TINY", "camvid_tiny", "camvid_tiny.tgz"),
 }
 URL_BASE_ENV = "HTC_DL_URL_BASE"
-_network_failure = None   # the first connection error of this session, so we do not wait on every loader
+# the first connection error of this session, so we do not wait on every loader
+_network_failure = None
 _mirror_checks = {}       # base URL: the {archive: [size, md5]} its checks.json lists
 
 def _mirror_url(base, name):
-    "Address and (size, md5) of data set `name` on the mirror at `base`, from the mirror's own `checks.json`."
+    ("Address and (size, md5) of data set `name` on the "
+     "mirror at `base`, from the mirror's own `checks.json`.")
     base, archive = base.rstrip("/") + "/", REAL_SETS[name][2]
     if base not in _mirror_checks:
-        with urllib.request.urlopen(base + "checks.json", timeout=10) as r: _mirror_checks[base] = json.load(r)
+        with urllib.request.urlopen(base + "checks.json", timeout=10) as r:
+            _mirror_checks[base] = json.load(r)
     if archive not in _mirror_checks[base]:
-        raise ConnectionError(f"the mirror {base} ({URL_BASE_ENV}) lists no {archive} in its checks.json; it has "
-                              f"{', '.join(sorted(_mirror_checks[base])) or 'nothing'}. Add it, or unset {URL_BASE_ENV}.")
+        raise ConnectionError(f"the mirror {base} ({URL_BASE_ENV}) lists "
+                              f"no {archive} in its checks.json; it has "
+                              f"{', '.join(sorted(_mirror_checks[base])) or 'nothing'}. "
+                              f"Add it, or unset {URL_BASE_ENV}.")
     return base + archive, tuple(_mirror_checks[base][archive])
 
-UNCHECKED_URLS = {"movielens": "https://files.grouplens.org/datasets/movielens/ml-100k.zip"}   # fastai's URLs.ML_100k: no recorded check
+# fastai's URLs.ML_100k: no recorded check
+UNCHECKED_URLS = {"movielens": "https://files.grouplens.org/datasets/movielens/ml-100k.zip"}
 
 def fastai_checks():
-    "fastai's recorded {url: (size, md5)} of its data sets, read from its `download_checks.py` without importing fastai (and PyTorch)."
+    ("fastai's recorded {url: (size, md5)} of its data sets, read from "
+     "its `download_checks.py` without importing fastai (and PyTorch).")
     import importlib.util
     from fastdownload import read_checks
-    return read_checks(Path(importlib.util.find_spec("fastai").submodule_search_locations[0])/"data"/"download_checks.py")
+    return read_checks(Path(importlib.util.find_spec("fastai").submodule_search_locations[0])/"data"
+                       /"download_checks.py")
 
 def real_url(name):
-    "The download address of the real data set `name` and its recorded (size, md5): fastai's, or a mirror's if `HTC_DL_URL_BASE` is set."
-    if os.environ.get(URL_BASE_ENV, "").strip(): return _mirror_url(os.environ[URL_BASE_ENV].strip(), name)
+    ("The download address of the real data set `name` and its recorded "
+     "(size, md5): fastai's, or a mirror's if `HTC_DL_URL_BASE` is set.")
+    if os.environ.get(URL_BASE_ENV, "").strip():
+        return _mirror_url(os.environ[URL_BASE_ENV].strip(), name)
     checks = fastai_checks()
-    url = UNCHECKED_URLS.get(name) or next(u for u in checks if u.endswith("/" + REAL_SETS[name][2]))   # fastai's URLs.<name>
+    # fastai's URLs.<name>
+    url = UNCHECKED_URLS.get(name) or next(u for u in checks
+                                           if u.endswith("/" + REAL_SETS[name][2]))
     return url, checks.get(url)
 
 def download_real(name, timeout=10):
@@ -190,7 +223,8 @@ def download_real(name, timeout=10):
 
 # %% ../nbs/core/00_data.ipynb #91c0bff0
 def _pick(files, k, rng):
-    "`k` of `files` (all of them if fewer), chosen by `rng` from the sorted list and returned in sorted order."
+    ("`k` of `files` (all of them if fewer), chosen by `rng` "
+     "from the sorted list and returned in sorted order.")
     files = sorted(files)
     return [files[i] for i in sorted(rng.choice(len(files), min(k, len(files)), replace=False))]
 
@@ -199,36 +233,46 @@ def _copy(src, dest):
     shutil.copyfile(src, dest)
 
 def subset_mnist_sample(real, dest, seed=0):
-    "MNIST_SAMPLE cut to the offline copy's counts: 400 training and 100 validation images of each digit, and their `labels.csv`."
+    ("MNIST_SAMPLE cut to the offline copy's counts: 400 training and "
+     "100 validation images of each digit, and their `labels.csv`.")
     rng, rows = np.random.default_rng(seed), []
     for split, n in (("train", 400), ("valid", 100)):
         for digit in ("3", "7"):
             for f in _pick((real/split/digit).glob("*.png"), n, rng):
-                _copy(f, dest/split/digit/f.name); rows.append((f"{split}/{digit}/{f.name}", int(digit == "7")))
-    with open(dest/"labels.csv", "w", newline="") as f: csv.writer(f).writerows([("name", "label"), *rows])
+                _copy(f, dest/split/digit/f.name)
+                rows.append((f"{split}/{digit}/{f.name}", int(digit == "7")))
+    with open(dest/"labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("name", "label"), *rows])
 
 def subset_mnist(real, dest, seed=0):
     "MNIST cut to the offline copy's counts: 400 `training` and 100 `testing` images of each digit."
     rng = np.random.default_rng(seed)
     for split, n in (("training", 400), ("testing", 100)):
         for digit in range(10):
-            for f in _pick((real/split/str(digit)).glob("*.png"), n, rng): _copy(f, dest/split/str(digit)/f.name)
+            for f in _pick((real/split/str(digit)).glob("*.png"), n, rng):
+                _copy(f, dest/split/str(digit)/f.name)
 
 def subset_pets(real, dest, seed=0):
-    "Oxford-IIIT Pets cut to the offline copy's shape: the same 12 breeds (`PET_BREEDS`), 40 photos of each."
+    ("Oxford-IIIT Pets cut to the offline copy's shape: the "
+     "same 12 breeds (`PET_BREEDS`), 40 photos of each.")
     rng, by_breed = np.random.default_rng(seed), {}
-    for f in (real/"images").glob("*.jpg"): by_breed.setdefault(f.name.rsplit("_", 1)[0], []).append(f)
+    for f in (real/"images").glob("*.jpg"):
+        by_breed.setdefault(f.name.rsplit("_", 1)[0], []).append(f)
     breeds = [b for b in PET_BREEDS if b in by_breed]
-    others = sorted(set(by_breed) - set(breeds))   # a data set without some of the twelve: seeded stand-ins
+    # a data set without some of the twelve: seeded stand-ins
+    others = sorted(set(by_breed) - set(breeds))
     breeds += [others[i] for i in rng.permutation(len(others))[:len(PET_BREEDS) - len(breeds)]]
     for b in breeds:
         for f in _pick(by_breed[b], PET_COUNTS["small"], rng): _copy(f, dest/"images"/f.name)
     (dest/"annotations").mkdir()
-    (dest/"annotations/README.txt").write_text(f"Small-mode subset of {real}: {len(breeds)} breeds, up to "
-                                              f"{PET_COUNTS['small']} photos each, chosen with seed {seed}. Labels are in the file names.\n")
+    (dest/"annotations/README.txt").write_text(f"Small-mode subset of {real}: {len(breeds)} "
+                                               f"breeds, up to {PET_COUNTS['small']} photos "
+                                               f"each, chosen with seed {seed}. Labels are "
+                                               "in the file names.\n")
 
 def subset_pascal(real, dest, seed=0):
-    "PASCAL 2007 cut to the offline copy's shape: a fixed list of 600 images, 450 for training and 150 `is_valid`."
+    ("PASCAL 2007 cut to the offline copy's shape: a fixed "
+     "list of 600 images, 450 for training and 150 `is_valid`.")
     import pandas as pd
     rng, df = np.random.default_rng(seed), pd.read_csv(real/"train.csv")
     n = PASCAL_COUNTS["small"]
@@ -241,43 +285,58 @@ def subset_pascal(real, dest, seed=0):
     df.to_csv(dest/"train.csv", index=False)
 
 def subset_biwi(real, dest, seed=0):
-    "BIWI head pose cut to the offline copy's shape: 6 people (`BIWI_PEOPLE['small']`, 13 among them), 25 frames each."
+    ("BIWI head pose cut to the offline copy's shape: 6 people "
+     "(`BIWI_PEOPLE['small']`, 13 among them), 25 frames each.")
     rng = np.random.default_rng(seed)
-    people = [p for p in BIWI_PEOPLE["small"] if (real/p).is_dir()] or sorted(p.name for p in real.iterdir() if p.is_dir())[:6]
+    people = ([p for p in BIWI_PEOPLE["small"] if (real/p).is_dir()]
+              or sorted(p.name for p in real.iterdir() if p.is_dir())[:6])
     for person in people:
         for cal in (real/person).glob("*.cal"): _copy(cal, dest/person/cal.name)
         for f in _pick((real/person).glob("frame_*_rgb.jpg"), BIWI_FRAMES["small"], rng):
             _copy(f, dest/person/f.name)
-            pose = f.name.replace("_rgb.jpg", "_pose.txt"); _copy(real/person/pose, dest/person/pose)
+            pose = f.name.replace("_rgb.jpg", "_pose.txt")
+            _copy(real/person/pose, dest/person/pose)
 
 def subset_movielens(real, dest, seed=0):
-    "MovieLens 100k cut to the offline copy's shape: the 600 most-rated movies, the 400 users who rated them most, at most 45,000 of their ratings, ids renumbered 1..n."
+    ("MovieLens 100k cut to the offline copy's shape: the 600 most-rated movies, the 400 "
+     "users who rated them most, at most 45,000 of their ratings, ids renumbered 1..n.")
     import pandas as pd
     n_users, n_movies, n_ratings = MOVIELENS_SHAPES["small"]
     r = pd.read_csv(real/"u.data", sep="\t", names=["user", "movie", "rating", "timestamp"])
-    def most(column, k): return r.groupby(column).size().sort_index().sort_values(ascending=False, kind="stable").index[:k]
+    def most(column, k):
+        return r.groupby(column).size().sort_index().sort_values(
+            ascending=False, kind="stable").index[:k]
     r = r[r.movie.isin(most("movie", n_movies))]
     r = r[r.user.isin(most("user", n_users))]
     if len(r) > n_ratings: r = r.sample(n_ratings, random_state=seed).sort_index()
-    new_id = {col: {old: i + 1 for i, old in enumerate(sorted(r[col].unique()))} for col in ("user", "movie")}   # 1..n, as offline
+    # 1..n, as offline
+    new_id = {col: {old: i + 1 for i, old in enumerate(sorted(r[col].unique()))}
+              for col in ("user", "movie")}
     dest.mkdir(parents=True)
-    r.assign(user=r.user.map(new_id["user"]), movie=r.movie.map(new_id["movie"])).to_csv(dest/"u.data", sep="\t", header=False, index=False)
+    r.assign(user=r.user.map(new_id["user"]), movie=r.movie.map(new_id["movie"])).to_csv(
+        dest/"u.data", sep="\t", header=False, index=False)
     for table, ids in (("u.item", new_id["movie"]), ("u.user", new_id["user"])):
         if not (real/table).exists(): continue
-        rows = [l.split(b"|", 1) for l in (real/table).read_bytes().splitlines(keepends=True) if b"|" in l]
-        (dest/table).write_bytes(b"".join(b"%d|%s" % (ids[int(i)], rest) for i, rest in rows if i.strip().isdigit() and int(i) in ids))
+        rows = [l.split(b"|", 1) for l in (real/table).read_bytes().splitlines(keepends=True)
+                if b"|" in l]
+        (dest
+         /table).write_bytes(b"".join(b"%d|%s" % (ids[int(i)], rest)
+                                      for i, rest in rows if i.strip().isdigit() and int(i) in ids))
 
 SMALL_SUBSETS = {  # name: (writer of the small subset of the real set, what it keeps)
     "mnist_sample": (subset_mnist_sample, "400 training and 100 validation images per digit"),
     "mnist": (subset_mnist, "400 training and 100 testing images per digit"),
     "pets": (subset_pets, f"{len(PET_BREEDS)} breeds, {PET_COUNTS['small']} photos each"),
     "pascal": (subset_pascal, f"{PASCAL_COUNTS['small']} images, a quarter of them for validation"),
-    "biwi": (subset_biwi, f"{len(BIWI_PEOPLE['small'])} people, {BIWI_FRAMES['small']} frames each"),
-    "movielens": (subset_movielens, "the {1} most-rated movies, the {0} users who rated them most, at most {2:,} ratings".format(*MOVIELENS_SHAPES["small"])),
+    "biwi": (subset_biwi,
+             f"{len(BIWI_PEOPLE['small'])} people, {BIWI_FRAMES['small']} frames each"),
+    "movielens": (subset_movielens, "the {1} most-rated movies, the {0} users who rated them most, "
+                                    "at most {2:,} ratings".format(*MOVIELENS_SHAPES["small"])),
 }
 
 def real_path(name, size=None):
-    "The real data set `name`: all of it in full mode; in small mode its fixed subset (`SMALL_SUBSETS`), written from the full set once."
+    ("The real data set `name`: all of it in full mode; in small mode its "
+     "fixed subset (`SMALL_SUBSETS`), written from the full set once.")
     size = check_size(size)
     if size == "full" or name not in SMALL_SUBSETS: return download_real(name)
     dest = data_root()/"small"/REAL_SETS[name][1]
@@ -305,19 +364,25 @@ def offline_path(name, size=None):
     return _write_atomically(dest, lambda out: write(out, size))
 
 def load(name, source="auto", size=None):
-    "Path to data set `name`: the real one (`online`), the offline copy (`offline`), or the first that works (`auto`)."
-    if name not in OFFLINE_SETS: raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(OFFLINE_SETS)}.")
-    if source not in ("auto", "online", "offline"): raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
+    ("Path to data set `name`: the real one (`online`), the "
+     "offline copy (`offline`), or the first that works (`auto`).")
+    if name not in OFFLINE_SETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(OFFLINE_SETS)}.")
+    if source not in ("auto", "online", "offline"):
+        raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
     size = check_size(size)
     reason = "source='offline'"
     if source != "offline":
         try:
             path = real_path(name, size)
-            subset = f", small subset: {SMALL_SUBSETS[name][1]}" if size == "small" and name in SMALL_SUBSETS else ""
+            subset = (f", small subset: {SMALL_SUBSETS[name][1]}" if size == "small"
+                      and name in SMALL_SUBSETS else "")
             print(f"{name}: real data set (fastai URLs.{REAL_SETS[name][0]}){subset} at {path}")
             return path
         except ConnectionError as e:
-            if source == "online": raise ConnectionError(f"could not get the real {name}: {e}. Check the network, or use source='offline'.") from e
+            if source == "online":
+                raise ConnectionError(f"could not get the real {name}: {e}. Check "
+                                      "the network, or use source='offline'.") from e
             reason = f"no network: {e}"
     path = offline_path(name, size)
     print(f"{name}: offline copy ({OFFLINE_SETS[name][1]}, {size}) at {path} [{reason}]")
@@ -325,7 +390,8 @@ def load(name, source="auto", size=None):
 
 # %% ../nbs/core/00_data.ipynb #6ce77a9a
 def mnist_sample(source="auto", size=None):
-    "MNIST 3s and 7s in MNIST_SAMPLE's layout: `train/3`, `train/7`, `valid/3`, `valid/7`, `labels.csv`."
+    ("MNIST 3s and 7s in MNIST_SAMPLE's layout: `train/3`, "
+     "`train/7`, `valid/3`, `valid/7`, `labels.csv`.")
     return load("mnist_sample", source, size)
 
 def mnist(source="auto", size=None):
@@ -337,26 +403,34 @@ def pets(source="auto", size=None):
     return load("pets", source, size)
 
 def pascal(source="auto", size=None):
-    "Multi-label scenes in PASCAL_2007's layout: `train.csv` (fname, labels, is_valid) and `train/`."
+    ("Multi-label scenes in PASCAL_2007's layout: "
+     "`train.csv` (fname, labels, is_valid) and `train/`.")
     return load("pascal", source, size)
 
 def biwi(source="auto", size=None):
-    "Head centres in BIWI head pose's layout: per person `rgb.cal`, `frame_*_rgb.jpg`, `frame_*_pose.txt`."
+    ("Head centres in BIWI head pose's layout: per person "
+     "`rgb.cal`, `frame_*_rgb.jpg`, `frame_*_pose.txt`.")
     return load("biwi", source, size)
 
 def movielens(source="auto", size=None):
-    "Ratings in MovieLens 100k's layout: `u.data` and `u.item`; offline with the planted truth beside them."
+    ("Ratings in MovieLens 100k's layout: `u.data` and "
+     "`u.item`; offline with the planted truth beside them.")
     return load("movielens", source, size)
 
 def breed_folders(breeds=FOLDER_BREEDS, source="auto", size=None):
-    "One folder per breed, copied from `pets`; the offline copy has planted mislabels (`planted_mislabels`)."
+    ("One folder per breed, copied from `pets`; the offline "
+     "copy has planted mislabels (`planted_mislabels`).")
     size = check_size(size)
     pets_path = pets(source, size)
     offline = pets_path.is_relative_to(data_root()/"offline")
-    dest = pets_path.parent/f"breed_folders_{'_'.join(breeds)}_{size if offline else 'real'}"   # beside the pets they come from
+    # beside the pets they come from
+    dest = pets_path.parent/f"breed_folders_{'_'.join(breeds)}_{size if offline else 'real'}"
     if not dest.exists():
-        _write_atomically(dest, lambda out: write_breed_folders(out, pets_path, breeds, planted_fraction=0.08 if offline else 0))
-    print(f"breed_folders: {len(breeds)} folders at {dest}" + (f", {len(planted_mislabels(dest))} planted mislabels" if offline else ""))
+        _write_atomically(dest,
+                          lambda out: write_breed_folders(out, pets_path, breeds,
+                                                          planted_fraction=0.08 if offline else 0))
+    print(f"breed_folders: {len(breeds)} folders at {dest}"
+          + (f", {len(planted_mislabels(dest))} planted mislabels" if offline else ""))
     return dest
 
 # %% ../nbs/core/00_data.ipynb #6f2b8d31

@@ -17,7 +17,8 @@ from .app_toolkit import read_upload, UploadError
 
 # %% ../nbs/core/03_feedback.ipynb #3190b486
 FEEDBACK_ENV = "HTC_DL_FEEDBACK"
-MAX_JOURNAL_MB = 50          # about 15-25 phone photos at the upload limit, hundreds of typical ones
+# about 15-25 phone photos at the upload limit, hundreds of typical ones
+MAX_JOURNAL_MB = 50
 RECORD_SUFFIX = ".correction.json"
 
 class FeedbackError(ValueError):
@@ -25,10 +26,12 @@ class FeedbackError(ValueError):
 
 def feedback_root():
     "The journal folder: `HTC_DL_FEEDBACK`, else `feedback/` beside the apps' models."
-    return Path(os.environ[FEEDBACK_ENV]).expanduser() if os.environ.get(FEEDBACK_ENV) else models_root()/"feedback"
+    return (Path(os.environ[FEEDBACK_ENV]).expanduser() if os.environ.get(FEEDBACK_ENV)
+            else models_root()/"feedback")
 
 def safe_file_name(name, max_length=60):
-    "The last part of `name` with only letters, digits, '.', '-' and '_', no leading dot: it cannot leave its folder."
+    ("The last part of `name` with only letters, digits, '.', "
+     "'-' and '_', no leading dot: it cannot leave its folder.")
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", re.split(r"[\\/]", str(name))[-1]).lstrip("._")
     stem, suffix = os.path.splitext(base)
     if len(base) > max_length: base = stem[:max_length - len(suffix[:10])] + suffix[:10]
@@ -37,7 +40,8 @@ def safe_file_name(name, max_length=60):
 # %% ../nbs/core/03_feedback.ipynb #231dbe30
 @contextmanager
 def _locked(folder):
-    "Hold the journal's lock file while the block runs, so two corrections take turns (no lock where fcntl is missing)."
+    ("Hold the journal's lock file while the block runs, so two "
+     "corrections take turns (no lock where fcntl is missing).")
     try: import fcntl
     except ImportError: yield; return
     with open(Path(folder)/".lock", "w") as f:
@@ -46,7 +50,8 @@ def _locked(folder):
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def record_files(folder=None):
-    "The journal's complete records, oldest first (files being written are hidden: their names start with a dot)."
+    ("The journal's complete records, oldest first "
+     "(files being written are hidden: their names start with a dot).")
     folder = Path(folder) if folder is not None else feedback_root()
     return sorted(folder.glob(f"[!.]*{RECORD_SUFFIX}")) if folder.is_dir() else []
 
@@ -55,53 +60,69 @@ def journal_bytes(folder=None):
     return sum(f.stat().st_size for f in record_files(folder))
 
 def _check_correction(content, name, label, labels):
-    "The upload's bytes, if `label` is one of `labels` and the upload is a picture; else `FeedbackError`."
+    ("The upload's bytes, if `label` is one of `labels` "
+     "and the upload is a picture; else `FeedbackError`.")
     if label not in labels:
-        raise FeedbackError(f"{label!r} is not a breed this model can learn. Pick one from the list ({', '.join(labels[:5])}, ...).")
+        raise FeedbackError(f"{label!r} is not a breed this model can learn. Pick "
+                            f"one from the list ({', '.join(labels[:5])}, ...).")
     data = bytes(content or b"")
-    if not data: raise FeedbackError(f"{name} is empty (0 bytes): there is no picture to record. Upload it again, then pick the breed.")
+    if not data:
+        raise FeedbackError(f"{name} is empty (0 bytes): there is no picture "
+                            "to record. Upload it again, then pick the breed.")
     try: read_upload(data, name)
     except UploadError as e: raise FeedbackError(f"not recorded: {e}") from e
     return data
 
 def record_correction(content, name, answer, label, labels, folder=None, max_mb=MAX_JOURNAL_MB):
-    "Write one correction (the upload's bytes, a safe name, the model's `answer`, the learner's `label`) into the journal; its path."
+    ("Write one correction (the upload's bytes, a safe name, the model's `answer`, the learner's "
+     "`label`) into the journal; its path.")
     data = _check_correction(content, name, label, labels)
     folder = Path(folder) if folder is not None else feedback_root()
     folder.mkdir(parents=True, exist_ok=True)
     safe = safe_file_name(name)
-    record = dict(file_name=safe, label=label, answer=str(answer), size=len(data), recorded=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    record = dict(file_name=safe, label=label, answer=str(answer), size=len(data),
+                  recorded=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   content_base64=base64.b64encode(data).decode("ascii"))
     payload = json.dumps(record).encode()
     with _locked(folder):
         used = journal_bytes(folder)
         if used + len(payload) > max_mb * 2**20:
-            raise FeedbackError(f"the feedback journal is full ({used/2**20:.1f} MB of {max_mb} MB, {len(record_files(folder))} corrections in "
-                                f"{folder}): this one was not recorded. Retrain with the corrections (lesson 3), then move them out of the folder.")
+            raise FeedbackError(f"the feedback journal is full ({used/2**20:.1f} MB of "
+                                f"{max_mb} MB, {len(record_files(folder))} corrections in "
+                                f"{folder}): this one was not recorded. Retrain with the "
+                                "corrections (lesson 3), then move them out of the folder.")
         now = time.time_ns()   # one clock reading: names sort in the order the records were written
-        dest = folder/f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now // 10**9))}-{now % 10**9:09d}-{uuid.uuid4().hex[:6]}-{safe}{RECORD_SUFFIX}"
+        dest = folder/(f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now // 10**9))}"
+                       f"-{now % 10**9:09d}-{uuid.uuid4().hex[:6]}-{safe}{RECORD_SUFFIX}")
         return write_file_atomically(dest, lambda tmp: tmp.write_bytes(payload))
 
 # %% ../nbs/core/03_feedback.ipynb #82fa6abb
 def read_corrections(folder=None):
-    "Every complete record in the journal as a dict, with the picture's bytes under `content`, oldest first."
+    ("Every complete record in the journal as a dict, with "
+     "the picture's bytes under `content`, oldest first.")
     records = []
     for f in record_files(folder):
         try:
             r = json.loads(f.read_text())
-            records.append({k: v for k, v in r.items() if k != "content_base64"} | dict(content=base64.b64decode(r["content_base64"]), path=f))
-        except (ValueError, KeyError, TypeError) as e: warnings.warn(f"skipped {f.name}: not a complete correction record ({e})")
+            records.append({k: v for k, v in r.items() if k != "content_base64"}
+                           | dict(content=base64.b64decode(r["content_base64"]), path=f))
+        except (ValueError, KeyError, TypeError) as e:
+            warnings.warn(f"skipped {f.name}: not a complete correction record ({e})")
     return records
 
 # %% ../nbs/core/03_feedback.ipynb #9b1a8a23
 def corrections_to_folders(records, dest):
-    "Write each record's picture to `dest/<label>/<name>`, the layout `parent_label` reads; the paths written."
+    ("Write each record's picture to `dest/<label>/<name>`, "
+     "the layout `parent_label` reads; the paths written.")
     from PIL import Image
-    extensions = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+    extensions = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp",
+                  "TIFF": ".tif"}
     written = []
     for i, r in enumerate(records):
         kind = Image.open(io.BytesIO(r["content"])).format
-        target = Path(dest)/r["label"]/f"correction_{i:04d}_{Path(safe_file_name(r['file_name'])).stem}{extensions.get(kind, '.png')}"
+        target = Path(dest)/r["label"]/(f"correction_{i:04d}"
+                                        f"_{Path(safe_file_name(r['file_name'])).stem}"
+                                        f"{extensions.get(kind, '.png')}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(r["content"]); written.append(target)
     return written

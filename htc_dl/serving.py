@@ -12,16 +12,20 @@ from .extras import require_extra
 require_extra("apps")   # voila and its Jupyter server: pip install "htc_dl[apps]"
 import json
 from .apps import MAX_UPLOAD_MB
-from jupyter_server.services.kernels.connection.base import (deserialize_binary_message, deserialize_msg_from_ws_v1,
-                                                             serialize_binary_message, serialize_msg_to_ws_v1)
+from jupyter_server.services.kernels.connection.base import (deserialize_binary_message,
+                                                             deserialize_msg_from_ws_v1,
+                                                             serialize_binary_message,
+                                                             serialize_msg_to_ws_v1)
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 
 # %% ../nbs/core/90_serving.ipynb #72265e31
 V1 = "v1.kernel.websocket.jupyter.org"
-MAX_UPLOAD_BYTES = (MAX_UPLOAD_MB + 1) * 2**20   # just above the apps' limit; `tornado_settings["htc_dl_max_upload_bytes"]` overrides it
+# just above the apps' limit; `tornado_settings["htc_dl_max_upload_bytes"]` overrides it
+MAX_UPLOAD_BYTES = (MAX_UPLOAD_MB + 1) * 2**20
 
 def drop_file_bytes(ws_msg, limit=MAX_UPLOAD_BYTES, protocol=V1):
-    "`ws_msg` with its binary buffers emptied if it is larger than `limit` bytes; returns (message, bytes dropped)."
+    ("`ws_msg` with its binary buffers emptied if it is larger "
+     "than `limit` bytes; returns (message, bytes dropped).")
     if len(ws_msg) <= limit or not isinstance(ws_msg, bytes): return ws_msg, 0
     if protocol == V1:
         channel, parts = deserialize_msg_from_ws_v1(ws_msg)
@@ -33,13 +37,17 @@ def drop_file_bytes(ws_msg, limit=MAX_UPLOAD_BYTES, protocol=V1):
 
 # %% ../nbs/core/90_serving.ipynb #a47e0473
 class AppKernelConnection(ZMQChannelsWebsocketConnection):
-    "Kernel websocket connection for the apps: sets the XSRF cookie a page needs to shut its kernel down, and forwards an oversized upload without its bytes."
+    ("Kernel websocket connection for the apps: sets the XSRF cookie a page needs "
+     "to shut its kernel down, and forwards an oversized upload without its bytes.")
     async def prepare(self):
-        self.websocket_handler.xsrf_token   # sets the `_xsrf` cookie on the handshake response if the page has none
+        # sets the `_xsrf` cookie on the handshake response if the page has none
+        self.websocket_handler.xsrf_token
         await super().prepare()
 
     def handle_incoming_message(self, incoming_msg):
         limit = self.websocket_handler.settings.get("htc_dl_max_upload_bytes", MAX_UPLOAD_BYTES)
         incoming_msg, dropped = drop_file_bytes(incoming_msg, limit, self.subprotocol)
-        if dropped: self.log.warning(f"upload of {dropped:,} bytes is over the {limit:,}-byte limit: forwarded without its bytes")
+        if dropped:
+            self.log.warning(f"upload of {dropped:,} bytes is over the "
+                             f"{limit:,}-byte limit: forwarded without its bytes")
         super().handle_incoming_message(incoming_msg)
