@@ -296,20 +296,23 @@ def test_a_bad_file_still_gets_its_message_from_the_imagenet_app(default_app):
 
 
 def test_a_second_upload_with_the_same_name_shows_the_new_pictures_answer(default_app):
-    "Phones name every photo image.jpg: the second one is a new picture, with its own answer and preview."
+    "Phones name every photo image.jpg: the second is a new picture, with its answer and preview."
     assert "image.jpg: <b>a cat" in upload(default_app, "image.jpg", real_photo("chelsea"))
     cat_preview = default_app.preview.value
     text = upload(default_app, "image.jpg", real_photo("coffee"))
-    assert "image.jpg: <b>this does not look like a cat or a dog (the model sees: espresso" in text, text
-    assert default_app.preview.value != cat_preview and default_app.last["content"] == real_photo("coffee")
+    assert "image.jpg: <b>this does not look like a cat or a dog (the model sees: espresso" in text
+    assert default_app.preview.value != cat_preview
+    assert default_app.last["content"] == real_photo("coffee")
 
 
 def test_an_error_clears_when_a_good_file_with_the_same_name_follows(default_app):
     upload(default_app, "image.jpg", real_photo("coffee"))
-    assert "image.jpg starts like a JPEG but is truncated" in upload(default_app, "image.jpg", real_photo("chelsea")[:300])
+    text = upload(default_app, "image.jpg", real_photo("chelsea")[:300])
+    assert "image.jpg starts like a JPEG but is truncated" in text
     assert default_app.preview.layout.display == "none" and default_app.last is None
     text = upload(default_app, "image.jpg", real_photo("coffee"))
-    assert "truncated" not in text and "the model sees: espresso" in text and default_app.preview.layout.display != "none"
+    assert "truncated" not in text and "the model sees: espresso" in text
+    assert default_app.preview.layout.display != "none"
 
 
 def test_a_saved_model_trained_on_drawn_breeds_is_never_the_default(saved_model, tmp_path, monkeypatch):

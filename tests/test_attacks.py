@@ -146,17 +146,21 @@ def test_unknown_method_is_an_error_that_names_the_choices(model):
         attack_photo(net, photo_pixels(real_photos(["coffee"])["coffee"]), labels, 1, method="magic")
 
 
+CAT, COFFEE = ("tabby", "tiger cat", "Egyptian cat"), ("espresso", "cup", "coffee mug")
+
+
 def test_a_second_photo_with_the_same_name_shows_the_new_photo_and_its_attack(app):
     "Phones name every photo image.jpg: the second one is a new picture, and the page must say so."
     reset(app)
     photos = real_photos(["coffee", "astronaut"])
     upload(app, "image.jpg", jpeg(photos["coffee"]))
     coffee = (app.images[0].value, top_label(app.before))
-    assert app.photo.value == "your upload: image.jpg" and coffee[1] in ("espresso", "cup", "coffee mug"), coffee[1]
+    assert app.photo.value == "your upload: image.jpg" and coffee[1] in COFFEE, coffee[1]
     upload(app, "image.jpg", jpeg(photos["astronaut"]))
     assert app.photo.value == "your upload: image.jpg" and app.message.value == ""
-    assert app.images[0].value != coffee[0] and top_label(app.before) not in ("espresso", "cup", "coffee mug")
-    assert torch.equal(app.pictures["your upload: image.jpg"], photo_pixels(Image.open(io.BytesIO(jpeg(photos["astronaut"])))))
+    assert app.images[0].value != coffee[0] and top_label(app.before) not in COFFEE
+    astronaut = photo_pixels(Image.open(io.BytesIO(jpeg(photos["astronaut"]))))
+    assert torch.equal(app.pictures["your upload: image.jpg"], astronaut)
     assert list(app.photo.options).count("your upload: image.jpg") == 1
     reset(app)
 
@@ -167,9 +171,9 @@ def test_after_a_rejected_file_the_same_name_again_clears_the_message_and_shows_
     upload(app, "image.jpg", jpeg(photos["coffee"]))
     upload(app, "image.jpg", b"this upload was cut off")   # a broken file under the same name
     assert "image.jpg is not an image this app can read" in html.unescape(app.message.value)
-    assert top_label(app.before) in ("espresso", "cup", "coffee mug")
+    assert top_label(app.before) in COFFEE
     upload(app, "image.jpg", jpeg(photos["chelsea"]))
-    assert app.message.value == "" and top_label(app.before) in ("tabby", "tiger cat", "Egyptian cat"), app.before.value
+    assert app.message.value == "" and top_label(app.before) in CAT, app.before.value
     assert "Fooled" in app.verdict.value
     reset(app)
 
@@ -181,7 +185,7 @@ def test_the_same_file_chosen_again_after_picking_a_bundled_photo_is_shown_again
     upload(app, "image.jpg", coffee)
     assert app.upload.value == ()
     app.photo.value = "chelsea"
-    assert top_label(app.before) in ("tabby", "tiger cat", "Egyptian cat")
+    assert top_label(app.before) in CAT
     upload(app, "image.jpg", coffee)
-    assert app.photo.value == "your upload: image.jpg" and top_label(app.before) in ("espresso", "cup", "coffee mug")
+    assert app.photo.value == "your upload: image.jpg" and top_label(app.before) in COFFEE
     reset(app)

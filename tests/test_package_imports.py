@@ -1,5 +1,6 @@
-"""How the modules of htc_dl import each other: every module imports on its own, no two modules import each other
-(directly or round a longer loop, at the top or inside a function), and the app toolkit is a leaf every app can use."""
+"""How the modules of htc_dl import each other: every module imports on its own, no two
+modules import each other (directly or round a longer loop, at the top or inside a function),
+and the app toolkit is a leaf that every app can use."""
 import ast, importlib
 from pathlib import Path
 
@@ -10,12 +11,13 @@ MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("
 
 
 def imported_modules(source):
-    "The htc_dl modules a module's source imports, anywhere in it: `from .x import`, `from htc_dl.x import`, `import htc_dl.x`."
+    "The htc_dl modules `source` imports anywhere: `from .x`, `from htc_dl.x`, `import htc_dl.x`."
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             module = node.module or ""
-            if node.level == 1: names = [module] if module else [a.name for a in node.names]   # `from . import x`
+            if node.level == 1:   # `from .x import y`, or `from . import x`
+                names = [module] if module else [a.name for a in node.names]
             elif module.startswith("htc_dl."): names = [module.removeprefix("htc_dl.")]
             elif module == "htc_dl": names = [a.name for a in node.names]
             else: continue
@@ -27,11 +29,12 @@ def imported_modules(source):
 
 def import_graph():
     "{module: the htc_dl modules it imports} for every module of the package."
-    return {m: imported_modules((PACKAGE/f"{m}.py").read_text()) & set(MODULES) - {m} for m in MODULES}
+    imports = {m: imported_modules((PACKAGE/f"{m}.py").read_text()) for m in MODULES}
+    return {m: found & set(MODULES) - {m} for m, found in imports.items()}
 
 
 def cycles(graph):
-    "Every strongly connected group of two or more modules (each one imports its way back to itself), as sorted tuples."
+    "Each group of two or more modules that import their way back to themselves, as sorted tuples."
     index, low, stack, on_stack, groups = {}, {}, [], set(), []
     def visit(v):
         index[v] = low[v] = len(index); stack.append(v); on_stack.add(v)
@@ -50,15 +53,18 @@ def cycles(graph):
 
 
 def test_imports_are_found_at_the_top_and_inside_functions_in_every_spelling():
-    source = ("from .data import models_root\nimport os\ndef f():\n    from htc_dl.feedback import record_files\n"
-              "    import htc_dl.saving\n    from . import quiz\n    from fastai.vision.all import Learner\n")
+    source = ("from .data import models_root\nimport os\ndef f():\n"
+              "    from htc_dl.feedback import record_files\n    import htc_dl.saving\n"
+              "    from . import quiz\n    from fastai.vision.all import Learner\n")
     assert imported_modules(source) == {"data", "feedback", "saving", "quiz"}
 
 
 def test_the_cycle_finder_finds_direct_and_longer_loops_and_nothing_else():
-    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"a", "c"}, "g": set()}
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"a", "c"},
+             "g": set()}
     assert cycles(graph) == [("a", "b"), ("c", "d", "e")]
-    assert cycles({"apps": {"app_toolkit", "feedback"}, "feedback": {"app_toolkit"}, "app_toolkit": set()}) == []
+    leaf = {"apps": {"app_toolkit", "feedback"}, "feedback": {"app_toolkit"}, "app_toolkit": set()}
+    assert cycles(leaf) == []
 
 
 def test_no_module_of_the_package_imports_its_way_back_to_itself():
@@ -69,7 +75,8 @@ def test_the_app_toolkit_is_a_leaf_that_the_apps_and_the_feedback_journal_import
     graph = import_graph()
     assert graph["app_toolkit"] == set(), graph["app_toolkit"]
     assert {"app_toolkit", "feedback"} <= graph["apps"] and "app_toolkit" in graph["feedback"]
-    assert "apps" not in graph["feedback"] and "app_toolkit" in graph["fool"] and "apps" not in graph["fool"]
+    assert "apps" not in graph["feedback"]
+    assert "app_toolkit" in graph["fool"] and "apps" not in graph["fool"]
 
 
 @pytest.mark.parametrize("module", MODULES)
