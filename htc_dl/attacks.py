@@ -138,8 +138,8 @@ def grad_cam(model, layer, x, target):
     store = {}
     hook = layer.register_forward_hook(lambda m, i, o: store.update(a=o))
     try:
-        score = model(x.detach().clone().requires_grad_(True))[torch.arange(len(x)),
-                                                               torch.as_tensor(target)].sum()
+        score = model(x.detach().clone().requires_grad_(True))[
+            torch.arange(len(x)), torch.as_tensor(target)].sum()
     finally: hook.remove()
     grad, = torch.autograd.grad(score, store["a"])
     return F.relu((grad.mean((2, 3), keepdim=True) * store["a"]).sum(1)).detach()

@@ -310,8 +310,8 @@ def gradient_descent_app(landscape="bumpy", start=(2.4, 2.2), lr=0.05, steps=60,
     box = widgets.VBox([header, widgets.HBox([widgets.VBox(column[:4]),
                                               widgets.VBox(column[4:] + [lesson])]),
                         message, widgets.HBox([landscape_image, loss_image])])
-    box.controls, box.message, box.landscape_image, box.loss_image = (controls, message,
-                                                                      landscape_image, loss_image)
+    (box.controls, box.message,
+     box.landscape_image, box.loss_image) = controls, message, landscape_image, loss_image
     box.redraw, box.redraw_seconds, box.descent, box.pictures = redraw, [], None, pictures
     redraw()
     return box
