@@ -12,16 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# %% ../nbs/lessons/05_pet_breeds.ipynb #83cc0f51
+# %% ../nbs/core/05_ethics.ipynb #83cc0f51
 def per_class_error(logits, labels, n_classes):
     "Error rate of `logits.argmax(1)` within each true class (NaN for a class with no examples)."
     wrong = (logits.argmax(1) != labels).float()
-    return (torch.bincount(labels, weights=wrong, minlength=n_classes)
-            / torch.bincount(labels, minlength=n_classes).float())
+    mistakes = torch.bincount(labels, weights=wrong, minlength=n_classes)
+    return mistakes / torch.bincount(labels, minlength=n_classes).float()
 
 def fit_linear_classifier(features, labels, n_classes, class_weights=None, steps=50, lr=1.0):
-    ("A linear layer trained by full-batch gradient descent from zeros "
-     "on cross-entropy: the same data always gives the same model.")
+    "A linear layer trained by full-batch gradient descent from zeros: same data, same model."
     layer = torch.nn.Linear(features.shape[1], n_classes)
     torch.nn.init.zeros_(layer.weight); torch.nn.init.zeros_(layer.bias)
     for _ in range(steps):
@@ -31,30 +30,29 @@ def fit_linear_classifier(features, labels, n_classes, class_weights=None, steps
             for p in layer.parameters(): p -= lr * p.grad
     return layer
 
-# %% ../nbs/lessons/05_pet_breeds.ipynb #dd2a3975
+# %% ../nbs/core/05_ethics.ipynb #dd2a3975
 FIXES = (None, "reweight", "oversample")
 
 def imbalance_experiment(train_x, train_y, valid_x, valid_y, minority, keep=None, fix=None, seed=0,
                          steps=50, lr=1.0):
-    ("Per-class validation error of a linear classifier that saw "
-     "only `keep` training examples of class `minority` (None: all).")
+    "Validation error per class of a linear classifier given `keep` examples of class `minority`."
     _check_features(train_x, train_y, "train"); _check_features(valid_x, valid_y, "valid")
     n_classes = int(torch.cat([train_y, valid_y]).max()) + 1
-    if (isinstance(minority, bool) or not isinstance(minority, int)
-        or not (train_y == minority).any()):
-        raise ValueError("minority must be the index of a class with training "
-                         f"examples (0 to {n_classes-1}), got {minority!r}.")
+    is_index = isinstance(minority, int) and not isinstance(minority, bool)
+    if not is_index or not (train_y == minority).any():
+        raise ValueError("minority must be the index of a class with training examples "
+                         f"(0 to {n_classes-1}), got {minority!r}.")
     rows = (train_y == minority).nonzero().flatten()
     if keep is not None and not 1 <= keep <= len(rows):
         raise ValueError(f"keep must be from 1 to {len(rows)} "
-                         f"(class {minority}'s training examples), got {keep!r}.")
+                         f"(class {minority}'s training examples), "
+                         f"got {keep!r}.")
     if fix not in FIXES: raise ValueError(f"fix must be one of {FIXES}, got {fix!r}.")
-    # standardise with the full training set's statistics
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6   # the full training set's statistics
     train_x, valid_x = (train_x - mean) / std, (valid_x - mean) / std
     if keep is not None:
-        dropped = rows[torch.randperm(len(rows),
-                                      generator=torch.Generator().manual_seed(seed))[keep:]]
+        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+        dropped = rows[order[keep:]]
         kept = torch.ones(len(train_y), dtype=torch.bool); kept[dropped] = False
         train_x, train_y = train_x[kept], train_y[kept]
     counts = torch.bincount(train_y, minlength=n_classes).float()
@@ -65,41 +63,41 @@ def imbalance_experiment(train_x, train_y, valid_x, valid_y, minority, keep=None
         others = (counts.sum() - counts[minority]) / (n_classes - 1)
         repeats = max(1, round(others.item() / counts[minority].item()))
         extra = (train_y == minority).nonzero().flatten().repeat(repeats - 1)
-        train_x, train_y = (torch.cat([train_x, train_x[extra]]),
-                            torch.cat([train_y, train_y[extra]]))
+        train_x = torch.cat([train_x, train_x[extra]])
+        train_y = torch.cat([train_y, train_y[extra]])
     model = fit_linear_classifier(train_x, train_y, n_classes, weights, steps, lr)
     with torch.no_grad(): return per_class_error(model(valid_x), valid_y, n_classes)
 
 def _check_features(x, y, name):
     "Raise a clear error unless `x` is (n, features) floats and `y` holds n integer labels."
     if not torch.is_tensor(x) or x.ndim != 2 or not x.is_floating_point():
+        kind, shape = getattr(x, "dtype", type(x).__name__), tuple(getattr(x, "shape", ()))
         raise ValueError(f"{name}_x must be a 2-D float tensor (examples, features), "
-                         f"got {getattr(x, 'dtype', type(x).__name__)} "
-                         f"{tuple(getattr(x, 'shape', ()))}.")
+                         f"got {kind} {shape}.")
     if not torch.is_tensor(y) or y.ndim != 1 or len(y) != len(x) or y.is_floating_point():
-        raise ValueError(f"{name}_y must be a 1-D integer tensor with one label per row "
-                         f"of {name}_x ({len(x)}), got {tuple(getattr(y, 'shape', ()))}.")
+        raise ValueError(f"{name}_y must be a 1-D integer tensor with one label per row of "
+                         f"{name}_x "
+                         f"({len(x)}), got {tuple(getattr(y, 'shape', ()))}.")
 
-# %% ../nbs/lessons/05_pet_breeds.ipynb #1d796005
+# %% ../nbs/core/05_ethics.ipynb #1d796005
 def patrol_feedback_loop(true_rates, initial_records, rounds=30, hotspot=2.0,
                          correct_for_patrols=False, seed=0):
-    ("Patrols go where records point; crimes are recorded only where "
-     "patrols are. Returns each round's patrol share, crimes and records.")
+    "Patrols follow the records; only crimes a patrol sees are recorded. Shares, counts per round."
     rates, records = np.asarray(true_rates, dtype=float), np.asarray(initial_records, dtype=float)
     if rates.ndim != 1 or len(rates) < 2:
-        raise ValueError("true_rates needs one rate per area and "
-                         f"at least 2 areas, got {true_rates!r}.")
+        raise ValueError(f"true_rates needs one rate per area and at least 2 areas, "
+                         f"got {true_rates!r}.")
     if records.shape != rates.shape:
-        raise ValueError("initial_records needs one count per area "
-                         f"({len(rates)}), got {initial_records!r}.")
+        raise ValueError(f"initial_records needs one count per area ({len(rates)}), "
+                         f"got {initial_records!r}.")
     if (rates < 0).any() or (records <= 0).any():
         raise ValueError("true_rates must be >= 0 and initial_records > 0: "
                          "an area with no records would never get a patrol.")
     if isinstance(rounds, bool) or int(rounds) != rounds or rounds < 1:
         raise ValueError(f"rounds must be a whole number >= 1, got {rounds!r}.")
     if not hotspot > 0:
-        raise ValueError("hotspot must be > 0 (1: patrols in proportion to "
-                         f"records; above 1: favour the hot spot), got {hotspot!r}.")
+        raise ValueError("hotspot must be > 0 (1: patrols in proportion to records; "
+                         f"above 1: favour the hot spot), got {hotspot!r}.")
     rng, estimate, n = np.random.default_rng(seed), records.copy(), len(rates)
     shares, crimes, recorded = [], [], []
     for _ in range(int(rounds)):

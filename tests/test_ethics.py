@@ -1,4 +1,4 @@
-"Data-ethics experiments (htc_dl.ethics, nbs/lessons/05_pet_breeds.ipynb): deterministic, with the effects the lesson claims."
+"Data-ethics experiments (htc_dl.ethics, nbs/core/05_ethics.ipynb; run by lesson 5): deterministic, with the effects the lesson claims."
 import numpy as np
 import pytest
 import torch
