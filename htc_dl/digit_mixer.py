@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from PIL import Image
 import ipywidgets as widgets
-from .apps import message_html, safely, probability_bars_html
+from .app_toolkit import message_html, safely, probability_bars_html
 from .latent import (DIGITS_PER_CLASS, MIXER_SETTINGS, VAE, digit_probabilities, evaluate_vae,
                            fit_digit_classifier, latent_directions, load_digits, recognised, train,
                            vae_loss)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import ipywidgets as widgets
-from .apps import html_table, message_html, safely
+from .app_toolkit import html_table, message_html, safely
 from .data import models_root
 from .ratings import read_ratings, check_ratings, ratings_vocab
 
