@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LISTED = ROOT / "tests" / "online" / "same_in_both_modes.txt"
 OFFLINE = ROOT / "build" / "executed" / "offline"
 RECORD = OFFLINE / "mode-reads.jsonl"
+# modules that walk through the whole environment for their own variables only (tqdm: TQDM_*)
+SCANS_FOR_THEIR_OWN = ("scan by tqdm.utils:",)
 
 
 def listed():
@@ -46,7 +48,8 @@ def test_listed_notebooks_read_no_mode_variable_and_open_no_connection_in_the_of
     assert {"notebook": "00_data.ipynb", "what": "read HTC_DL_DATA"} in [
         {k: r[k] for k in ("notebook", "what")} for r in records]
     names = {p.name for p in listed()}
-    made = [r for r in records if r["notebook"] in names or r["notebook"] is None]
+    made = [r for r in records if (r["notebook"] in names or r["notebook"] is None)
+            and not r["what"].startswith(SCANS_FOR_THEIR_OWN)]
     assert not made, (f"these make a notebook's run depend on the mode: remove the read, or remove "
                       f"the notebook from {LISTED.name}: {made[:10]}")
     for p in listed():   # each ran and passed in that pass (nbdev-test --save keeps its outputs)

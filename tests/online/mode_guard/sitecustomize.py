@@ -1,7 +1,7 @@
 """Records what could make a notebook behave differently online and offline: each read of a mode or
 folder variable and each network connection, with the notebook nbdev-test was running, one JSON line
 each in `HTC_DL_GUARD_LOG`. Copying the environment (`dict(os.environ)`) reads every variable, so it
-counts too.
+counts too; walking through it (`os.environ.items()`) is recorded as a scan by the module that did.
 
 `make nbtest` puts this folder on PYTHONPATH, so every Python process of the offline pass loads it
 (a child started with subprocess is credited to the notebook that started it).
@@ -21,6 +21,15 @@ def notebook():
     return running.name if running else os.environ.get(PARENT)
 
 
+def reader(caller):
+    """'read', or 'scan by MODULE' when MODULE walks through every variable (`os.environ.items()`),
+    as tqdm does to find its TQDM_* settings."""
+    if not (caller.f_code.co_filename.endswith("_collections_abc>")
+            and caller.f_code.co_name == "__iter__"): return "read"
+    while caller and "_collections_abc" in caller.f_code.co_filename: caller = caller.f_back
+    return f"scan by {caller.f_globals.get('__name__') if caller else '?'}:"
+
+
 def note(what):
     record = dict(notebook=notebook(), pid=os.getpid(), what=what)
     with open(LOG, "a") as f: f.write(json.dumps(record) + "\n")
@@ -29,7 +38,7 @@ def note(what):
 if LOG:
     class WatchedEnviron(type(os.environ)):
         def __getitem__(self, key):
-            if key in WATCHED: note(f"read {key}")
+            if key in WATCHED: note(f"{reader(sys._getframe(1))} {key}")
             return super().__getitem__(key)
     os.environ.__class__ = WatchedEnviron
 
