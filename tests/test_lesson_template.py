@@ -13,7 +13,8 @@ REPO = "htc-education/htc_dl"
 LESSONS = sorted((ROOT/"nbs"/"lessons").glob("*.ipynb"))
 SETUP = """#| hide
 import sys
-if "google.colab" in sys.modules:  # on Colab: install the course's package, keeping Colab's PyTorch
+# On Colab: install the course's package, keeping Colab's PyTorch (about 4 minutes the first time)
+if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "htc_dl[course] @ git+https://github.com/htc-education/htc_dl"], check=True)"""
