@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8866
 LAB_PORT ?= 8888
 
-.PHONY: install start lab test check-export check-clean pytest nbtest nbtest-online docs webapp browser bench dist clean
+.PHONY: install start lab test site site-html check-export check-clean pytest nbtest nbtest-online docs webapp browser bench dist clean
 
 # Re-installs only when the pins change (the stamp is newer than both pin files otherwise).
 $(STAMP): pyproject.toml requirements-lock.txt
@@ -32,7 +32,7 @@ lab: install
 
 # Fails on the first problem: stale package, unclean notebooks, failing notebooks, failing tests (the site's included).
 # Each step runs in turn and its seconds go to a table printed at the end, also when a step fails.
-TEST_STEPS := install check-export check-clean nbtest nbtest-online docs webapp pytest
+TEST_STEPS := install check-export check-clean nbtest nbtest-online site-html webapp pytest
 STEP_TIMES := test-output/make-test-seconds.txt
 test:
 	@mkdir -p test-output && : > $(STEP_TIMES); t0=$$(date +%s); \
@@ -106,19 +106,33 @@ nbtest: install
 	$(call run_notebooks,$(EXECUTED)/offline/nbs,$(OFFLINE_ENV))
 
 # The notebooks again (all but OFFLINE_ONLY), against a mirror on 127.0.0.1 that serves each data set in its real
-# layout at its real file counts (tests/online/: drawn pictures, real names), with its own data and models folders.
+# layout at its real file counts (tests/online/: drawn pictures, real names), with its own data and models folders;
+# with MIRROR=0, against the real data sets (fastai's URLs), as the Pages workflow runs them.
+MIRROR ?= 1
 ONLINE_PORT ?= 8765
 ONLINE := test-output/online
-ONLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=0 HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ \
+ONLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=0
+ifeq ($(MIRROR),1)
+ONLINE_ENV += HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ \
   HTC_DL_DATA=$(CURDIR)/$(ONLINE)-data HTC_DL_MODELS=$(CURDIR)/$(ONLINE)-models
+START_MIRROR := $(BIN)/python tests/online/serve.py --build $(ONLINE)-archives --port $(ONLINE_PORT) \
+  --background --pidfile $(ONLINE)-server.pid && trap 'kill $$(cat $(ONLINE)-server.pid)' EXIT;
+endif
 nbtest-online: install
 	@echo "Executing the notebooks in nbs/ in small mode against the simulated online mirror (executed copies"\
 	  "in $(EXECUTED)/online)..."
 	@echo "Offline only, the same in both modes ($(SAME_BOTH_MODES)): $(OFFLINE_ONLY)"
 	rm -rf $(EXECUTED)/online && mkdir -p $(EXECUTED)/online && cp -r nbs $(EXECUTED)/online/
-	$(BIN)/python tests/online/serve.py --build $(ONLINE)-archives --port $(ONLINE_PORT) --background --pidfile $(ONLINE)-server.pid
-	trap 'kill $$(cat $(ONLINE)-server.pid)' EXIT; \
-	$(call run_notebooks,$(EXECUTED)/online/nbs,$(ONLINE_ENV),$(OFFLINE_ONLY))
+	$(START_MIRROR) $(call run_notebooks,$(EXECUTED)/online/nbs,$(ONLINE_ENV),$(OFFLINE_ONLY))
+
+# The published site and the branch `executed` (the Pages workflow runs `make site MIRROR=0`): the online pass's
+# executed notebooks, with the OFFLINE_ONLY ones executed beside them, built into build/site. `make test` runs the
+# same two steps against the mirror. docs/publish_executed.py then copies the notebooks for the branch.
+site: nbtest-online site-html
+site-html: install
+	env $(STREAM_THREADS) HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 $(BIN)/nbdev-test $(EXECUTED)/online/nbs --save \
+	  --timing --n-workers 1 --file-re '$(call names_re,$(OFFLINE_ONLY))'
+	$(BIN)/python docs/build_site.py $(EXECUTED)/online/nbs build/site
 
 # The course site (Jupyter Book 1, offline) from the executed notebooks: build/site/html/index.html.
 docs: install

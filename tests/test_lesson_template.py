@@ -33,9 +33,11 @@ def place_in_course(nb_path):
 
 
 def expected_links(nb_path):
+    "Colab and GitHub readers open branch `executed`: the notebooks as the site workflow last ran them."
     rel = nb_path.relative_to(ROOT).as_posix()
-    return (f"[Open in Colab](https://colab.research.google.com/github/{REPO}/blob/main/{rel}) · "
-            f"[Run on Binder](https://mybinder.org/v2/gh/{REPO}/HEAD?urlpath=lab/tree/{rel})")
+    return (f"[Open in Colab](https://colab.research.google.com/github/{REPO}/blob/executed/{rel}) · "
+            f"[Run on Binder](https://mybinder.org/v2/gh/{REPO}/HEAD?urlpath=lab/tree/{rel}) · "
+            f"[Read with outputs](https://github.com/{REPO}/blob/executed/{rel})")
 
 
 def test_course_order_comes_from_the_file_names():
@@ -47,7 +49,7 @@ def test_course_order_comes_from_the_file_names():
 
 
 @pytest.mark.parametrize("nb_path", LESSONS, ids=lambda p: p.stem)
-def test_first_cell_is_the_title_the_subtitle_with_its_place_and_the_two_links(nb_path):
+def test_first_cell_is_the_title_the_subtitle_with_its_place_and_the_links(nb_path):
     kind, first = cells(nb_path)[0]
     lines = [line for line in first.splitlines() if line.strip()]
     assert kind == "markdown" and len(lines) == 3, lines

@@ -1,7 +1,7 @@
 """The course site (`make docs`, docs/build_site.py) opened in a real Chromium: every page loads, every image renders,
 no internal link is broken, no request leaves 127.0.0.1, and every `Docs:` link in the package names a page of it.
 
-The site is built from the notebooks `make nbtest` executed, so `make test` builds it before running pytest.
+The site is built from executed notebooks: `make test` builds it (`make site-html`) before pytest.
 The notebook-link checks at the bottom need no site.
 """
 import functools, http.server, json, re, threading, urllib.parse
@@ -36,7 +36,7 @@ def site_pages():
 @pytest.fixture(scope="module")
 def site():
     if not (SITE/"index.html").exists():
-        pytest.fail(f"no site at {SITE}: run `make docs` (it needs the notebooks executed by `make nbtest`)", pytrace=False)
+        pytest.fail(f"no site at {SITE}: run `make docs` or `make site`", pytrace=False)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
     http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
