@@ -1,6 +1,9 @@
 "Shared test set-up: every test session gets its own data folder and never touches the network."
-import os, tempfile
+import os, shutil, subprocess, sys, tempfile
+from pathlib import Path
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session", autouse=True)
 def offline_data_folder():
@@ -19,3 +22,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    "The wheel and the sdist, built once from a copy of the sources (the tree gets no build/ or egg-info)."
+    tmp = tmp_path_factory.mktemp("dist")
+    src = tmp/"src"
+    src.mkdir()
+    for name in ["pyproject.toml", "README.md", "LICENSE", "settings.ini"]:
+        shutil.copy(ROOT/name, src/name)
+    shutil.copytree(ROOT/"htc_dl", src/"htc_dl", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    build = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel",
+                            "--outdir", str(tmp/"dist"), str(src)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    wheels, sdists = list((tmp/"dist").glob("*.whl")), list((tmp/"dist").glob("*.tar.gz"))
+    assert len(wheels) == 1 and len(sdists) == 1, os.listdir(tmp/"dist")
+    return wheels[0], sdists[0]

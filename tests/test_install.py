@@ -5,7 +5,7 @@ versions it changes nothing; a module that needs an extra names it when the extr
 The two tests that build virtual environments are marked `install` (about 3 minutes on 2 cores,
 most of it pip installing the floors; downloads are cached in the temporary folder between runs).
 """
-import json, os, shutil, sys, tempfile
+import json, os, sys, tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -76,17 +76,9 @@ def check_core(python, cwd):
 
 
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory):
-    "The wheel, built once from a copy of the sources (the shared tree gets no build/ or egg-info)."
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp/"src"
-    src.mkdir()
-    for name in ["pyproject.toml", "README.md", "LICENSE", "settings.ini"]:
-        shutil.copy(ROOT/name, src/name)
-    shutil.copytree(ROOT/"htc_dl", src/"htc_dl", ignore=shutil.ignore_patterns("__pycache__"))
-    run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(tmp/"dist"),
-         str(src)])
-    return next((tmp/"dist").glob("*.whl"))
+def wheel(built):
+    "The wheel built once per session (tests/conftest.py)."
+    return built[0]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ installs the wheel with its dependencies.)
 Offline and fast: `python -m build --no-isolation` uses this venv's setuptools, and the fresh venv reuses this
 venv's installed dependencies through a .pth file, so `pip install --no-deps --no-index` downloads nothing.
 """
-import ast, email, json, os, shutil, subprocess, sys, sysconfig, tarfile, zipfile
+import ast, email, json, os, subprocess, sys, sysconfig, tarfile, zipfile
 from pathlib import Path
 
 import pytest
@@ -23,22 +23,6 @@ def run(cmd, **kw):
     p = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if p.returncode: raise AssertionError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p.stdout
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    "Build the sdist and the wheel from a copy of the sources (so the shared tree gets no build/ or egg-info)."
-    tmp = tmp_path_factory.mktemp("dist")
-    src = tmp/"src"
-    src.mkdir()
-    for name in ["pyproject.toml", "README.md", "LICENSE", "settings.ini"]:
-        if (ROOT/name).exists(): shutil.copy(ROOT/name, src/name)
-    assert (src/"README.md").exists(), "pyproject.toml names README.md as the long description: it must exist to build"
-    shutil.copytree(ROOT/"htc_dl", src/"htc_dl", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(tmp/"dist"), str(src)])
-    wheels, sdists = list((tmp/"dist").glob("*.whl")), list((tmp/"dist").glob("*.tar.gz"))
-    assert len(wheels) == 1 and len(sdists) == 1, os.listdir(tmp/"dist")
-    return wheels[0], sdists[0]
 
 
 @pytest.fixture(scope="module")
