@@ -98,7 +98,7 @@ def test_wheel_metadata_declares_the_ranges_the_extras_and_python_3_10_or_newer(
         assert specifiers(got) == specifiers(project_requirements(extra)), extra
     course = [r for r in requires if r.marker and r.marker.evaluate({"extra": "course"})]
     assert [(r.name, sorted(r.extras)) for r in course] == [
-        ("htc_dl", ["apps", "deploy", "interpret", "multi"])]
+        ("htc_dl", ["apps", "deploy", "interpret", "multi", "text"])]
     heavy = set(named_distributions(["deploy", "interpret", "multi"])) | {"voila"} | DEV_ONLY
     assert not set(specifiers(bare)) & heavy, "bare pulls an extra or a dev tool"
     ep = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
