@@ -49,7 +49,7 @@ def classifier(n):
 
 def gradient_descent(n):
     "landscape.gradient_descent_app: a control moved, the redraw it triggers timed (descent, landscape and loss PNGs)."
-    from htc_dl.landscape import gradient_descent_app
+    from htc_dl.landscape_app import gradient_descent_app
     app = gradient_descent_app()
     moves = [("lr", 0.1), ("noise", 2.0), ("landscape", "bowl"), ("lr", 1.2), ("steps", 200), ("landscape", "narrow valley"),
              ("lr", 0.45), ("x", -2.5), ("y", -1.0), ("noise", 0.0), ("seed", 3), ("landscape", "bumpy"), ("lr", 0.02),

@@ -7,7 +7,7 @@ of the whole measuring process.
 Run alone: `.venv/bin/python bench/attacks.py [--json out.json]`; `run()` returns the Markdown section."""
 import os, resource, sys, time
 
-from fresh_process import MEMORY_LIMIT_MB, ROOT, main, section
+from fresh_process import MEMORY_LIMIT_MB, ROOT, goal, main, section
 
 LEVELS = (1, 2, 4)
 PGD_STEPS = 10
@@ -84,9 +84,19 @@ def render(m):
             f"lesson 4's simple_net.\n\n| what | measured | meets the target |\n|---|---|---|\n{table}\n")
 
 
+def goals(m):
+    "This section's rows of the goals table."
+    d = m["digits"]
+    return [goal("Fool the classifier: FGSM answer", "< 1 s", f"max {m['app_fgsm_max_ms']:.0f} ms",
+                 m["app_fgsm_max_ms"] < 1000),
+            goal("adversarial training raises robust accuracy (3 vs 7)", "higher than ordinary training",
+                 f"{d['ordinary']['robust']:.1%} -> {d['adversarial']['robust']:.1%}",
+                 d["adversarial"]["robust"] > d["ordinary"]["robust"])]
+
+
 def run(timeout=900):
-    "Measure in a fresh interpreter (small mode, offline copies allowed) and return the Markdown section."
-    return section(__file__, "Adversarial examples (lesson 4b)", render, timeout)
+    "Measure in a fresh interpreter (small mode, offline copies allowed): the section and its goals."
+    return section(__file__, "Adversarial examples (lesson 4b)", render, timeout, goals)
 
 
 if __name__ == "__main__":

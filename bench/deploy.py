@@ -111,11 +111,42 @@ def run(repeats=40, json_path=None):
     except Exception as e: notes["browser_error"] = f"{type(e).__name__}: {e}"[:300]
     notes["load"] = os.getloadavg()[0]
     if json_path: Path(json_path).write_text(json.dumps(dict(rows=rows, notes=notes), indent=1, default=str))
-    return markdown(rows, notes)
+    return dict(markdown=markdown(rows, notes), goals=goals(rows, notes))
+
+
+def goals(rows, notes):
+    "This section's rows of the goals table (a runtime that did not run is reported as not measured)."
+    from fresh_process import goal
+    out = []
+    eager, fp32 = rows.get("PyTorch eager"), rows.get("onnxruntime fp32")
+    if eager and fp32:
+        speedup = eager["p50"] / fp32["p50"]
+        out.append(goal("onnxruntime against PyTorch eager (p50, one photo)", ">= 3x faster",
+                        f"{speedup:.1f}x", speedup >= 3))
+    int8 = notes.get("int8_vs_fp32")
+    if int8:
+        out.append(goal("int8 model agrees with fp32 (top-1)", ">= 98%",
+                        f"{int8['top1']:.1%} of {int8['n']} photos ({int8_cpu()})", int8["top1"] >= 0.98))
+    browser = rows.get("browser WASM (onnxruntime-web)")
+    if browser:
+        out.append(goal("web app: one photo in the browser (p50)", "<= 60 ms", f"{browser['p50']:.0f} ms",
+                        browser["p50"] <= 60))
+    if notes.get("cold_load_s"):
+        worst = max(notes["cold_load_s"])
+        out.append(goal("web app ready after a cold load", "<= 3 s", f"{worst:.2f} s (slowest of "
+                        f"{len(notes['cold_load_s'])})", worst <= 3))
+    return out
+
+
+def int8_cpu():
+    "Whether this CPU has int8 dot-product instructions (VNNI or AMX), which int8 agreement depends on."
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    found = sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return "with " + ", ".join(found) if found else "without VNNI or AMX"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json"); parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
-    print(run(args.repeats, args.json))
+    print(run(args.repeats, args.json)["markdown"])

@@ -15,10 +15,17 @@ def measure_fresh(script, timeout=900):
     return json.loads(done.stdout.strip().splitlines()[-1]), None
 
 
-def section(script, title, render, timeout=900):
-    "The Markdown section: `render(figures)`, or a failure note under `title` with the end of the error."
+def section(script, title, render, timeout=900, goals=None):
+    """dict(markdown=`render(figures)`, goals=`goals(figures)`: rows of the goals table), or a failure note under
+    `title` with the end of the error."""
     figures, error = measure_fresh(script, timeout)
-    return render(figures) if error is None else f"## {title}\n\nmeasurement failed:\n\n```\n{error}\n```\n"
+    if error is not None: return dict(markdown=f"## {title}\n\nmeasurement failed:\n\n```\n{error}\n```\n")
+    return dict(markdown=render(figures), goals=goals(figures) if goals else [])
+
+
+def goal(goal, target, measured, met):
+    "One row of RESULTS.md's goals table."
+    return dict(goal=goal, target=target, measured=measured, met=bool(met))
 
 
 def main(script, doc, measure, render):

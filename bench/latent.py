@@ -6,7 +6,7 @@ latency through its Python handlers (no browser), and the peak resident memory o
 Run alone: `.venv/bin/python bench/latent.py [--json out.json]`; `run()` returns the Markdown section."""
 import os, resource, sys, time
 
-from fresh_process import MEMORY_LIMIT_MB, ROOT, main, section
+from fresh_process import MEMORY_LIMIT_MB, ROOT, goal, main, section
 
 
 
@@ -67,9 +67,17 @@ def render(m):
             f"| what | measured | meets the target |\n|---|---|---|\n{table}\n")
 
 
+def goals(m):
+    "This section's rows of the goals table."
+    return [goal("Digit mixer redraw (p95)", "< 100 ms", f"{m['redraw_p95_ms']:.1f} ms",
+                 m["redraw_p95_ms"] < 100),
+            goal("Digit mixer's model trains on first launch", "<= 60 s of CPU",
+                 f"{m['mixer_train_cpu_s']:.0f} s", m["mixer_train_cpu_s"] <= 60)]
+
+
 def run(timeout=900):
-    "Measure in a fresh interpreter (small mode, offline copies allowed) and return the Markdown section."
-    return section(__file__, "Latent spaces (lesson 6e)", render, timeout)
+    "Measure in a fresh interpreter (small mode, offline copies allowed): the section and its goals."
+    return section(__file__, "Latent spaces (lesson 6e)", render, timeout, goals)
 
 
 if __name__ == "__main__":

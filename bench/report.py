@@ -2,6 +2,8 @@
 
 `python bench/run_all.py --render` calls `render(run)` on test-output/bench/run.json without measuring again.
 """
+from goals import goals_md
+
 FULL_ON_CPU = ("06b_",)   # full modes that fit in `make bench` on 2 CPU cores (the full MovieLens-sized ratings)
 
 def md_table(header, rows):
@@ -20,7 +22,8 @@ def status_text(r):
 
 def run_cells(r):
     if "wall_s" not in r: return "-", "-", "-"
-    return f"{r['wall_s']:.1f}", f"{r.get('cpu_s', 0):.0f}", f"{r['peak_rss_mib']:,}"
+    binder = f" ({r['binder_peak_mib']:,})" if "binder_peak_mib" in r else ""
+    return f"{r['wall_s']:.1f}", f"{r.get('cpu_s', 0):.0f}", f"{r.get('kernel_peak_mib', r['peak_rss_mib']):,}{binder}"
 
 
 def notebooks_md(rows):
@@ -29,7 +32,10 @@ def notebooks_md(rows):
            "(cells marked `#| notest` or `#| eval: false` skipped, as in `make test`). Wall time counts the cells, not the "
            "kernel start; CPU s is the user + system time of the kernel and its children over the same span (2 cores: "
            "up to twice the wall time; less disturbed by other jobs than wall time); peak memory is the RSS of the kernel "
-           "and all its children, sampled every 0.2 s with psutil. A notebook that stops early shows how far it got.", ""]
+           "process itself, sampled every 0.2 s with psutil, with binder/start's environment, and in brackets the same "
+           "less its pages of CUDA-only libraries: the figure for Binder's CPU-only PyTorch (see the memory section). "
+           "The notebooks run offline (`HTC_DL_OFFLINE=1`); the memory section runs them online. A notebook that stops "
+           "early shows how far it got.", ""]
     table = []
     for row in rows:
         s, f = row["small"], row["full"]
@@ -38,13 +44,13 @@ def notebooks_md(rows):
     all_wall = [row["small"]["wall_s"] for row in rows if "wall_s" in row["small"]]
     all_cpu = [row["small"].get("cpu_s", 0) for row in rows]
     table.append(["**whole course**", f"{len(ok)}/{len(rows)} ok", f"**{sum(all_wall):.1f}** ({sum(all_wall) / 60:.1f} min)",
-                  f"{sum(all_cpu):.0f}", f"{max((row['small'].get('peak_rss_mib', 0) for row in rows), default=0):,} (max)",
+                  f"{sum(all_cpu):.0f}", f"{max((row['small'].get('kernel_peak_mib', 0) for row in rows), default=0):,} (max)",
                   "", "", "", ""])
-    out.append(md_table(["notebook", "small: status", "small: wall s", "small: CPU s", "small: peak MiB", "full: status",
-                         "full: wall s", "full: CPU s", "full: peak MiB"], table))
+    out.append(md_table(["notebook", "small: status", "small: wall s", "small: CPU s", "small: kernel peak MiB (Binder)",
+                         "full: status", "full: wall s", "full: CPU s", "full: kernel peak MiB (Binder)"], table))
     out += ["", "Full mode (`HTC_DL_SMALL=0`: the full-size data sets, more epochs) is meant for a GPU. By default only the "
             f"notebooks whose full mode fits on 2 CPU cores run it ({', '.join(p + '*' for p in FULL_ON_CPU)}), and only while "
-            "the 30-minute budget has room; the rest would not fit in `make bench`. `BENCH_FULL=1 make bench` runs every "
+            "the run's budget has room; the rest would not fit in `make bench`. `BENCH_FULL=1 make bench` runs every "
             "notebook in full mode too, each stopped after `BENCH_FULL_TIMEOUT` seconds (default 600) and then reported as "
             "timed out."]
     return "\n".join(out)
@@ -136,7 +142,8 @@ def header_md(run):
     lines = ["# htc_dl benchmarks", "",
              "Written by `make bench` (`bench/run_all.py`); every figure below was measured in that one run.", "",
              f"- Date: {run['started']} UTC; whole run {run['elapsed_s'] / 60:.1f} min (budget {run['budget_s'] / 60:.0f} min)",
-             f"- CPU: {run['cpu']}, {cores} cores; memory {run['mem_gib']} GiB",
+             f"- CPU: {run['cpu']}, {cores} cores; memory {run['mem_gib']} GiB; int8/bf16 dot-product instructions: "
+             f"{', '.join(run.get('int8_flags') or []) or 'none (no VNNI or AMX)'}",
              f"- GPU: {run['gpu'] if run['cuda'] else 'no GPU available in this run: CPU only'}",
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()),
              f"- Data: HTC_DL_OFFLINE={run['env'].get('HTC_DL_OFFLINE') or '(unset)'}, "
@@ -151,26 +158,32 @@ def header_md(run):
     return "\n".join(lines)
 
 
-MARKDOWN_SECTIONS = {"memory": "Peak memory of each kernel", "classifier_cold_start": "Classifier app cold start",
-                     "deploy": "Deployment: one export, every runtime", "latent": "Latent spaces (lesson 6e)",
-                     "vision": "Vision beyond classification (lesson 6f)",
-                     "attacks": "Adversarial examples (lesson 4b)"}
+MARKDOWN_TITLES = {"memory": "Peak memory of each kernel, online", "classifier_cold_start": "Classifier app cold start",
+                   "deploy": "Deployment: one export, every runtime", "latent": "Latent spaces (lesson 6e)",
+                   "vision": "Vision beyond classification (lesson 6f)",
+                   "attacks": "Adversarial examples (lesson 4b)"}
 
 
 def markdown_section(name, result):
-    "A section whose script wrote its own Markdown (bench/<name>.py run()), under a numbered heading."
-    title = f"## {MARKDOWN_SECTIONS[name]} (`bench/{name}.py`)"
-    if not result: return f"{title}\n\nnot run"
-    return f"{title}\n\n" + (result.get("markdown") or result.get("error", "not run"))
+    "A section whose script wrote its own Markdown (bench/<name>.py run()), under a heading."
+    title = f"## {MARKDOWN_TITLES.get(name, name)} (`bench/{name}.py`)"
+    text = (result or {}).get("markdown")
+    if text and text.lstrip().startswith("#"):   # the script's own heading, demoted under the page's title
+        heading, _, body = text.lstrip().partition("\n")
+        return f"## {heading.lstrip('#').strip()} (`bench/{name}.py`)\n{body}"
+    return f"{title}\n\n" + (text or (result or {}).get("error", "not run"))
+
+
+BUILT_IN = ("notebooks", "imports", "apps", "voila", "precision")   # rendered above, from their figures
 
 
 def render(run):
     "RESULTS.md from a run's record (`test-output/bench/run.json`)."
     sec = run["sections"]
     nb_rows = sec.get("notebooks")
-    parts = [header_md(run)]
+    parts = [header_md(run), goals_md(run)]
     parts.append(notebooks_md(nb_rows) if nb_rows else "## 1. Course run time\n\nnot run (BENCH_SECTIONS)")
     parts.append(quality_md(nb_rows) if nb_rows else "## 2. Quality\n\nnot run (BENCH_SECTIONS)")
     parts += [apps_md(sec["apps"], sec["voila"]), imports_md(sec["imports"]), precision_md(sec["precision"], run["cuda"])]
-    parts += [markdown_section(name, sec.get(name)) for name in MARKDOWN_SECTIONS]
+    parts += [markdown_section(name, sec[name]) for name in sec if name not in BUILT_IN]
     return "\n\n".join(parts) + "\n"
