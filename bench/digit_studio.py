@@ -1,9 +1,9 @@
-"""The Digit studio app (a VAE and a GAN side by side), measured in a fresh interpreter in small mode: how long its
-first launch takes to train and save both models (wall and CPU, one thread), how long a later launch takes to load
-them, the redraw latency of each model through the app's Python handlers (no browser) as the sliders move, and the
-peak resident memory of the whole measuring process.
+"""The Digit studio app (a VAE and a GAN side by side), measured in a fresh interpreter in small
+mode: how long its first launch takes to train and save both models (wall and CPU, one thread), how
+long a later launch takes to load them, the redraw latency of each model through the app's Python
+handlers (no browser) as the sliders move, and the peak resident memory of the measuring process.
 
-Run alone: `.venv/bin/python bench/digit_studio.py [--json out.json]`; `run()` returns the Markdown section."""
+Alone: `.venv/bin/python bench/digit_studio.py [--json out.json]`; `run()` returns the section."""
 import os, resource, sys, tempfile, time
 
 from fresh_process import MEMORY_LIMIT_MB, ROOT, goal, main, section
@@ -43,7 +43,8 @@ def measure(n_moves=60):
         slider.value = float(round(rng.uniform(slider.min, slider.max) / slider.step) * slider.step)
         if i % 10 == 9: app.panels["GAN" if i % 20 == 19 else "VAE"].sample.click()
     for name, times in app.timings.items():
-        out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = percentile(times, 0.5), percentile(times, 0.95)
+        out[f"{name}_p50_ms"] = percentile(times, 0.5)
+        out[f"{name}_p95_ms"] = percentile(times, 0.95)
         out[f"{name}_redraws"] = len(times)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["load_average"] = os.getloadavg()[0]
@@ -54,18 +55,21 @@ def render(m):
     "The Markdown section for bench/RESULTS.md."
     ok = lambda good: "yes" if good else "**no**"
     rows = [(f"{name} redraw (handler: decode + classify + PNG)",
-             f"p50 {m[f'{name}_p50_ms']:.1f} ms, p95 {m[f'{name}_p95_ms']:.1f} ms (n={m[f'{name}_redraws']})",
+             f"p50 {m[f'{name}_p50_ms']:.1f} ms, p95 {m[f'{name}_p95_ms']:.1f} ms "
+             f"(n={m[f'{name}_redraws']})",
              ok(m[f"{name}_p95_ms"] <= 100) + " (<= 100 ms)") for name in ("VAE", "GAN")]
     rows += [("first launch: train and save the VAE, the classifier and the GAN, one thread",
               f"{m['train_s']:.0f} s wall, {m['train_cpu_s']:.0f} s CPU", "reported"),
-             ("later launch: load them", f"{m['load_s']:.2f} s wall, {m['load_cpu_s']:.2f} s CPU", "-"),
+             ("later launch: load them",
+              f"{m['load_s']:.2f} s wall, {m['load_cpu_s']:.2f} s CPU", "-"),
              ("peak resident memory of this measurement", f"{m['peak_rss_mb']:.0f} MB",
               ok(m["peak_rss_mb"] <= MEMORY_LIMIT_MB) + " (<= 1.5 GB)")]
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     latent = ", ".join(f"{name} {n}" for name, n in m["n_latent"].items())
-    return (f"## Digit studio (a VAE and a GAN side by side, small mode)\n\nModels trained on {m['trained_on']}; "
-            f"latent numbers: {latent}. 1-minute load average {m['load_average']:.1f} on {os.cpu_count()} cores "
-            f"while measuring (wall times stretch with load, CPU seconds much less).\n\n"
+    return (f"## Digit studio (a VAE and a GAN side by side, small mode)\n\n"
+            f"Models trained on {m['trained_on']}; latent numbers: {latent}. 1-minute load average "
+            f"{m['load_average']:.1f} on {os.cpu_count()} cores while measuring (wall times "
+            "stretch with load, CPU seconds much less).\n\n"
             f"| what | measured | meets the target |\n|---|---|---|\n{table}\n")
 
 
@@ -76,7 +80,7 @@ def goals(m):
 
 
 def run(timeout=900):
-    "Measure in a fresh interpreter (small mode, offline copies allowed): the section and its goals."
+    "Measure in a fresh interpreter (small mode, offline copies allowed): section and goals."
     return section(__file__, "Digit studio", render, timeout, goals)
 
 
