@@ -1,5 +1,6 @@
 "The recommender app driven through its widgets, without a browser: sliders, existing users, bad input, the saved model."
 import re
+import time
 
 import numpy as np
 import pandas as pd
@@ -171,6 +172,17 @@ def test_the_model_is_trained_once_then_loaded_from_safetensors_without_temporar
     with safe_open(folder/"recommender_movielens_small.safetensors", framework="pt") as f:
         assert set(f.keys()) == {"user_factors.weight", "movie_factors.weight", "user_bias.weight", "movie_bias.weight"}
         assert f.metadata()["data"] == _data_fingerprint(movielens(source="offline", size="small"))
+
+
+def test_a_later_launch_loads_the_model_faster_than_the_first_launch_trains_it(tmp_path, one_torch_thread):
+    start = time.perf_counter()
+    first, _ = cached_recommender(source="offline", size="small", folder=tmp_path)
+    first_launch = time.perf_counter() - start
+    start = time.perf_counter()
+    again, _ = cached_recommender(source="offline", size="small", folder=tmp_path)
+    second_launch = time.perf_counter() - start
+    assert first_launch < 30 and second_launch < first_launch, (first_launch, second_launch)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()): assert torch.equal(a, b)
 
 
 def test_a_damaged_or_foreign_model_file_is_trained_again(trained, tmp_path, capsys):
