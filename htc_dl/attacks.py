@@ -53,6 +53,7 @@ def to_grey_levels(x):
     "x rounded to whole grey levels (multiples of 1/255), as saving it as a PNG would."
     return (x * 255).round() / 255
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #991daa51
 def top_k(model, x, labels, k=3):
     "The `k` most likely (label, probability) pairs for each image in x (n, 3, h, w)."
     with torch.no_grad(): top = model(x).softmax(1).topk(k)
@@ -69,6 +70,7 @@ def per_image(target, n):
     target = torch.as_tensor(target, dtype=torch.long)
     return target.expand(n) if target.dim() == 0 else target
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #9779d93f
 def in_batches(f, model, x, target, batch=2, **kwargs):
     ("`f(model, x, target=...)` on `batch` images at a time, joined "
      "(a backward pass through a big model holds ~100 MB per image).")
@@ -95,6 +97,7 @@ def class_objective(model, classes):
     classes = torch.as_tensor(classes)
     return lambda x: model(x)[torch.arange(len(x)), classes]
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #ebcd6577
 def channel_objective(model, layer, channels):
     "Scores to raise: image i's mean activation of channel `channels[i]` in `layer`'s output."
     def scores(x):
@@ -132,6 +135,7 @@ def saliency(model, x, target):
     grad, = torch.autograd.grad(score, x)
     return grad.abs().amax(1)
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #f75ca0cb
 def grad_cam(model, layer, x, target):
     ("Grad-CAM: `layer`'s channels weighted by their mean gradient "
      "of score[target], summed, negatives cut: (n, h', w').")
@@ -197,6 +201,7 @@ def success_grid(model, x, label, attack, levels, targeted=False, **kwargs):
                    label, targeted) for level in levels]
     return torch.stack(rows)
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #70125c89
 def first_success(grid, levels):
     "Per image, the first level at which the attack worked (from `success_grid`), else None."
     return [next((l for l, ok in zip(levels, col) if ok and l > 0), None)
@@ -219,6 +224,7 @@ def accuracy(model, x, y):
     "Share of rows whose highest output is at `y`."
     with torch.no_grad(): return float((model(x).argmax(1) == y).float().mean())
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #58fe2bb1
 def train_digits(model, x, y, epochs=15, lr=3e-3, bs=64, attack=None, eps=0.1, seed=0,
                  **attack_args):
     ("Train `model` with Adam on (x, y); with `attack` (e.g. `pgd`), "
@@ -233,6 +239,7 @@ def train_digits(model, x, y, epochs=15, lr=3e-3, bs=64, attack=None, eps=0.1, s
             opt.zero_grad(); loss.backward(); opt.step()
     return model
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #d8dd809b
 def robust_accuracy(model, x, y, eps=0.1, steps=10):
     "Accuracy on `x` after a `steps`-step untargeted PGD attack of size `eps` on each row."
     return accuracy(model, pgd(model, x, eps, y, steps=steps, step_size=eps / 4), y)
@@ -246,6 +253,7 @@ def shuffle_labels(y, fraction=1.0, seed=0):
     y[pick] = y[pick][torch.randperm(len(pick), generator=gen)]
     return y
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #e597d145
 def memorise(x, y, x_valid, y_valid, n_hidden=64, epochs=600, lr=3e-3, seed=0, stop_at=None):
     ("Full-batch Adam on lesson 4's net; per epoch (train accuracy, valid accuracy). "
      "`stop_at`: stop once train accuracy reaches it.")
@@ -260,6 +268,7 @@ def memorise(x, y, x_valid, y_valid, n_hidden=64, epochs=600, lr=3e-3, seed=0, s
         if stop_at is not None and history[-1][0] >= stop_at: break
     return history
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #54d1a7d2
 def epochs_to(history, level=1.0):
     "The first epoch (counting from 1) at which train accuracy reached `level`, else None."
     return next((i + 1 for i, (train, _) in enumerate(history) if train >= level), None)

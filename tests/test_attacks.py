@@ -52,6 +52,13 @@ def test_the_cat_is_a_cat_and_fgsm_at_two_grey_levels_changes_its_answer_in_unde
     assert all(im.value[:8] == b"\x89PNG\r\n\x1a\n" for im in app.images)
 
 
+def test_fgsm_answers_at_one_two_and_three_grey_levels_take_under_a_second_in_the_median(app):
+    reset(app)
+    for level in (1, 2, 3): app.eps.value = level
+    assert float(np.median(app.timings[-3:])) < 1, app.timings
+    reset(app)
+
+
 def test_epsilon_zero_leaves_the_photo_unchanged_and_says_so(app):
     reset(app)
     app.eps.value = 0
