@@ -28,6 +28,7 @@ def digit_tensors(folder):
     return torch.stack([torch.from_numpy(np.array(Image.open(f).convert("L")))
                         for f in files]).float() / 255
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #86ccbb0a
 def threes_and_sevens(path, split="train"):
     ("MNIST_SAMPLE's `split` as (x, y): one row of 784 pixels "
      "per digit, y (n, 1) is 1. for a 3 and 0. for a 7.")
@@ -58,6 +59,7 @@ def collate(items):
     if isinstance(items[0], torch.Tensor): return torch.stack(items)
     return tuple(torch.stack([torch.as_tensor(part) for part in column]) for column in zip(*items))
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #46f2ef37
 class DataLoader:
     ("Mini-batches of `dataset` (anything with `__getitem__` and `__len__`), "
      "in a fresh random order each epoch if `shuffle`.")
@@ -89,6 +91,7 @@ def calc_grad(xb, yb, model, loss_func=mnist_loss):
     loss.backward()
     return loss
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #8361be15
 def train_epoch(model, dl, params, lr):
     ("One pass over `dl`: for each batch, compute gradients and step "
      "each parameter by -`lr` x its gradient; returns the losses.")
@@ -105,6 +108,7 @@ def batch_accuracy(predictions, targets):
     "Fraction of the batch where sigmoid(prediction) > 0.5 agrees with the 0/1 target."
     return ((predictions.sigmoid() > 0.5).float() == targets).float().mean()
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #76b00192
 def validate_epoch(model, dl, metric=batch_accuracy):
     ("`metric` over all of `dl`, each batch weighted by its "
      "size (as fastai does), without tracking gradients.")
@@ -176,6 +180,7 @@ def cross_entropy(scores, targets):
      "`scores` (n, classes), `targets` (n,) class numbers.")
     return -log_softmax(scores)[torch.arange(len(targets)), targets].mean()
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #ec3e15a4
 def multi_accuracy(scores, targets):
     "Fraction of rows whose highest score is at the target class."
     return (scores.argmax(dim=-1) == targets).float().mean()
