@@ -87,7 +87,7 @@ def recommender(n):
 
 def threshold(n):
     "multilabel.threshold_app: the threshold slider moved, the update timed (metrics per label, captions of the grid)."
-    from htc_dl.multilabel import app_predictions, threshold_app
+    from htc_dl.multilabel_app import app_predictions, threshold_app
     t = time.perf_counter(); probs, targets, files, vocab = app_predictions(); model_s = time.perf_counter() - t
     app = threshold_app(probs, targets, files, vocab)
     def move(i):   # 0.05 .. 0.95 in steps of 0.05, never the current value

@@ -1,4 +1,4 @@
-"""The marble on the error landscape (htc_dl.landscape): gradients and paths checked against PyTorch, divergence
+"""The marble on the error landscape (htc_dl.landscape, its app htc_dl.landscape_app): gradients and paths checked against PyTorch, divergence
 reported instead of NaNs, bad arguments refused with a clear message, and the app driven through its widgets
 without a browser, with its redraw time measured."""
 import json, math, time
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import htc_dl.landscape as landscape
-from htc_dl.landscape import APP_MAX_NOISE, APP_MAX_STEPS, LANDSCAPES, LR_RANGE, MAX_STEPS, descend, gradient_descent_app
+import htc_dl.landscape_app as landscape_app
+from htc_dl.landscape import LANDSCAPES, MAX_STEPS, descend
+from htc_dl.landscape_app import APP_MAX_NOISE, APP_MAX_STEPS, LR_RANGE, gradient_descent_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -174,7 +175,7 @@ def test_a_diverging_learning_rate_shows_a_red_message_and_finite_pictures(app):
 
 def test_a_failing_redraw_shows_the_problem_and_the_next_change_draws_again(app, monkeypatch):
     def broken(*args, **kwargs): raise RuntimeError("the marble fell off the table")
-    monkeypatch.setattr(landscape, "descend", broken)
+    monkeypatch.setattr(landscape_app, "descend", broken)
     app.controls["steps"].value = 41                            # must not raise into the page
     assert "Something went wrong (RuntimeError: the marble fell off the table). Move a slider to draw again." in app.message.value
     assert "#b3261e" in app.message.value                       # the apps' shared red message
@@ -193,7 +194,7 @@ def test_the_app_refuses_starting_values_its_sliders_could_not_show(bad, message
 
 
 def test_redraw_time_is_measured_and_well_under_two_seconds():
-    "The target is 300 ms a redraw on a 2-core laptop; CI machines are shared, so the bound asserted here is loose."
+    "The target is 300 ms a redraw on a 2-core laptop; shared machines are slower, so the bound asserted here is loose."
     app = gradient_descent_app(landscape="bumpy", lr=0.01, steps=60)
     app.redraw_seconds.clear()
     names, lrs = list(LANDSCAPES), [0.02, 0.05, 0.1, 0.3, 0.6, 1.2]
@@ -209,7 +210,7 @@ def test_redraw_time_is_measured_and_well_under_two_seconds():
 def test_the_voila_notebook_only_builds_and_shows_the_app():
     nb = json.loads((ROOT/"nbs"/"apps"/"gradient_descent.ipynb").read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-    assert code == ["from htc_dl.landscape import gradient_descent_app\ngradient_descent_app()"]
+    assert code == ["from htc_dl.landscape_app import gradient_descent_app\ngradient_descent_app()"]
     assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][0]["source"][0].startswith("# ")
     namespace = {}
     exec(code[0].replace("gradient_descent_app()", "shown = gradient_descent_app()"), namespace)
