@@ -57,6 +57,7 @@ def _check_images(a, b):
                          "the axes before (height, width) must be equal or 1, e.g. a "
                          "stack (n, 28, 28) against one image (28, 28).") from None
 
+# %% ../nbs/lessons/03b_mnist_basics.ipynb #459a353d
 def l1_distance(a, b):
     "Mean absolute difference over the last two axes (height, width); leading axes broadcast."
     _check_images(a, b)
@@ -93,6 +94,7 @@ def derivative(f, x):
     f(x).sum().backward()
     return x.grad
 
+# %% ../nbs/lessons/03b_mnist_basics.ipynb #9451f0dc
 def plot_function(f, tx=None, ty=None, title=None, min=-2, max=2, figsize=(6, 4),
                   tangent_at=None, ax=None):
     ("Plot `f` between `min` and `max` (fastbook's helper); with "

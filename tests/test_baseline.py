@@ -56,6 +56,9 @@ def test_mean_image_of_a_single_image_names_the_expected_and_actual_shape():
         mean_image(torch.zeros(0, 28, 28))
 
 
+def test_mean_image_of_integer_images_is_their_mean_as_floats():
+    assert torch.equal(mean_image(torch.full((3, 2, 2), 255, dtype=torch.uint8)), torch.full((2, 2), 255.))
+
 def test_l1_and_l2_match_pytorchs_losses_for_one_image():
     torch.manual_seed(0)
     a, b = torch.rand(28, 28), torch.rand(28, 28)
@@ -69,6 +72,11 @@ def test_distances_broadcast_one_image_over_a_batch_and_batch_axes_over_each_oth
     assert l1_distance(torch.zeros(2, 1, 5, 5), torch.zeros(3, 5, 5)).shape == (2, 3)
     assert l2_distance(torch.zeros(5, 5), torch.zeros(4, 5, 5)).shape == (4,)   # the batch may be on either side
 
+
+def test_the_distance_between_two_single_images_is_one_number_and_zero_to_itself():
+    image = torch.rand(28, 28)
+    assert l1_distance(image, image).shape == () and l1_distance(image, image).item() == 0
+    assert l2_distance(image, image).shape == () and l2_distance(image, image).item() == 0
 
 def test_l2_punishes_one_big_difference_more_than_l1():
     a, b = torch.zeros(2, 2), torch.tensor([[4., 0.], [0., 0.]])
@@ -119,10 +127,17 @@ def test_baseline_on_real_offline_digits_beats_90_percent(digits):
     assert overall_l2 >= 0.90
 
 
+def test_each_mean_digit_is_classified_as_its_own_class(digits):
+    means = [mean_image(digits["train3"]), mean_image(digits["train7"])]
+    assert pixel_similarity_accuracy([m[None] for m in means], means) == (1.0, [1.0, 1.0])
+
 def test_derivative_of_x_squared_is_2x_for_numbers_and_tensors():
     assert derivative(lambda x: x**2, 3.).item() == 6.0
     assert derivative(lambda x: x**2, torch.tensor([3., 4., 10.])).tolist() == [6., 8., 20.]
 
+
+def test_derivative_of_sin_at_zero_is_one():
+    assert derivative(torch.sin, 0.).item() == pytest.approx(1.0)
 
 def test_derivative_leaves_the_callers_tensor_untouched():
     x = torch.tensor([1., 2.])
