@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import htc_dl.multilabel as multilabel
-from htc_dl.multilabel import (accuracy_at, app_predictions, binary_cross_entropy, check_columns, label_metrics,
-                               split_on_is_valid, threshold_app, threshold_sweep, train_head)
+import htc_dl.multilabel_app as multilabel_app
+from htc_dl.multilabel import (accuracy_at, binary_cross_entropy, check_columns, label_metrics,
+                               split_on_is_valid, threshold_sweep)
+from htc_dl.multilabel_app import app_predictions, threshold_app, train_head
 
 VOCAB = ["bicycle", "car", "cat"]
 PROBS = torch.tensor([[0.9, 0.3, 0.6], [0.1, 0.7, 0.4], [0.8, 0.2, 0.1], [0.3, 0.9, 0.95]])
@@ -156,7 +157,7 @@ def test_wrongly_predicted_label_is_marked_with_a_cross():
 def test_handler_error_shows_a_message_and_the_app_stays_usable(monkeypatch):
     app = threshold_app(PROBS, TRUTH, images(4), VOCAB, thresh=0.5)
     def broken(*args, **kwargs): raise RuntimeError("table broke")
-    monkeypatch.setattr(multilabel, "label_metrics", broken)
+    monkeypatch.setattr(multilabel_app, "label_metrics", broken)
     app.slider.value = 0.3                      # must not raise
     assert "Something went wrong (RuntimeError: table broke)" in app.message.value and "#b3261e" in app.message.value
     monkeypatch.undo()
@@ -202,7 +203,7 @@ def test_the_voila_app_reads_its_cache_and_draws_without_importing_pytorch(predi
     code = f"""
 import sys, json
 from htc_dl.data import pascal
-from htc_dl.multilabel import app_predictions, threshold_app
+from htc_dl.multilabel_app import app_predictions, threshold_app
 probs, targets, files, vocab = app_predictions(pascal(), max_train=60, max_valid=12, cache_dir={str(cache)!r})
 app = threshold_app(probs, targets, files, vocab)
 print(json.dumps(dict(torch="torch" in sys.modules, kind=type(probs).__name__, summary=app.summary.value, cells=len(app.cells))))
