@@ -19,10 +19,11 @@ from torch import nn
 import torch.nn.functional as F
 from PIL import Image
 
-# %% ../nbs/lessons/06e_latent_spaces.ipynb #1854c663
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #e02a5e83
 # (training, validation) digits of each kind; None: all
 DIGITS_PER_CLASS = {"small": (400, 100), "full": (None, None)}
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #f2586844
 def load_digits(path, split, per_digit=None, seed=0):
     ("MNIST's `split` ('training' or 'testing') as x (n, 784) brightnesses "
      "0-1 and y (n,) digits; `per_digit` keeps a fixed random subset of each.")
@@ -71,7 +72,7 @@ def reconstruction_error(x, reconstruction):
     "Mean squared difference per pixel between digits and their redrawings."
     return ((torch.as_tensor(x) - torch.as_tensor(reconstruction)) ** 2).mean().item()
 
-# %% ../nbs/lessons/06e_latent_spaces.ipynb #604a7c8d
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #0ad75e92
 class Autoencoder(nn.Module):
     ("Encoder: 784 pixels -> `n_hidden` -> `n_latent` numbers "
      "(the code); decoder: code -> `n_hidden` -> 784 pixels in (0, 1).")
@@ -87,6 +88,7 @@ class Autoencoder(nn.Module):
     def decode(self, code): return torch.sigmoid(self.decoder(code))
     def forward(self, x): return self.decode(self.encode(x))
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #2f9fc073
 def autoencoder_loss(model, xb):
     "The reconstruction error of a batch: mean squared difference per pixel."
     return F.mse_loss(model(xb), xb)
@@ -126,7 +128,7 @@ def kl_divergence(mean, log_var):
      "over the latent numbers: 1/2 (mean^2 + var - 1 - log var).")
     return 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum(-1)
 
-# %% ../nbs/lessons/06e_latent_spaces.ipynb #fed982b9
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #cb8cd1a8
 class VAE(nn.Module):
     ("A variational autoencoder: 784 pixels -> `n_hidden` -> a mean and a "
      "log-variance per latent number; a code -> `n_hidden` -> 784 pixel logits.")
@@ -151,6 +153,7 @@ class VAE(nn.Module):
         mean, log_var = self.encode(x)
         return self.decoder(reparameterise(mean, log_var)), mean, log_var
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #e46d249e
 def elbo(x, logits, mean, log_var):
     ("The evidence lower bound per digit, in nats: log-likelihood "
      "of the pixels under the decoder's logits minus the KL term.")
@@ -161,6 +164,7 @@ def vae_loss(model, xb):
     "Minus the mean ELBO of a batch."
     return -elbo(xb, *model(xb)).mean()
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #6cc0e3eb
 def evaluate_vae(model, x, seed=0):
     ("Mean ELBO, log-likelihood and KL per digit over `x` "
      "(one sampled code per digit, a fixed seed), in nats.")
@@ -176,7 +180,7 @@ def evaluate_vae(model, x, seed=0):
 MIXER_SETTINGS = dict(vae=dict(n_latent=20, n_hidden=256), train=dict(epochs=30, bs=64, lr=1e-3),
                       classifier=dict(n_hidden=128, epochs=20, lr=0.05, momentum=0.9))
 
-# %% ../nbs/lessons/06e_latent_spaces.ipynb #7e146cd6
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #c88bb893
 from .sgd import BasicLearner, DataLoader, simple_net, softmax, cross_entropy, multi_accuracy
 
 def fit_digit_classifier(x, y, x_valid, y_valid, n_hidden=128, epochs=20, lr=0.05,
@@ -191,6 +195,7 @@ def fit_digit_classifier(x, y, x_valid, y_valid, n_hidden=128, epochs=20, lr=0.0
                          loss_func=cross_entropy, metric=multi_accuracy)
     return learn.model.eval(), learn.fit(epochs, lr)
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #33530a40
 def digit_probabilities(classifier, images):
     "The classifier's probability of each digit 0-9 for each image (n, 10)."
     with torch.no_grad():
