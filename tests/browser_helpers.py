@@ -249,3 +249,44 @@ def summary(times):
     "min / median / max of a list of seconds, as text."
     s = sorted(times)
     return f"n={len(s)} min {s[0]:.2f}s median {s[len(s)//2]:.2f}s max {s[-1]:.2f}s" if s else "n=0"
+
+
+def write_y4m(frames, path, fps=30):
+    """Write RGB uint8 frames (all one size, even sides) as a Y4M video: I420 in BT.601 limited range
+    (Y 16-235), as Chromium's fake camera reads it (`fake_camera_args(path)`) and shows it as RGB again."""
+    import numpy as np
+    from PIL import Image
+    height, width = frames[0].shape[:2]
+    half = (width // 2, height // 2)   # I420: chroma at half the size each way
+    limited = lambda plane, low, span: (low + np.asarray(plane, float) * span / 255).round().astype(np.uint8)
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420\n".encode())
+        for frame in frames:
+            y, cb, cr = Image.fromarray(frame).convert("YCbCr").split()   # full range (JPEG's)
+            chroma = [limited(c.resize(half, Image.BOX), 16, 224) for c in (cb, cr)]
+            f.write(b"FRAME\n" + b"".join(p.tobytes() for p in [limited(y, 16, 219), *chroma]))
+    return Path(path)
+
+
+def fake_camera_args(y4m):
+    """Chromium flags for a fake camera that plays `y4m` in a loop. A page gets it where its context
+    has the permission (`new_context(permissions=["camera"])`), else getUserMedia fails with
+    NotAllowedError."""
+    return ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}"]
+
+
+def photo_video(names, path, seconds_each=1.5, fps=30, size=(400, 300)):
+    """A Y4M at `path` showing scikit-image's photos `names` one after the other, each cropped to `size`
+    and held `seconds_each`; returns (path, {name: the RGB frame})."""
+    import numpy as np
+    from PIL import Image
+    from htc_dl.deploy import real_photos
+    frames = {}
+    for name, a in real_photos(names).items():
+        im = Image.fromarray(a)
+        scale = max(size[0] / im.width, size[1] / im.height)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.BICUBIC)
+        left, top = (im.width - size[0]) // 2, (im.height - size[1]) // 2
+        frames[name] = np.asarray(im.crop((left, top, left + size[0], top + size[1])))
+    n = round(seconds_each * fps)
+    return write_y4m([f for f in frames.values() for _ in range(n)], path, fps), frames
