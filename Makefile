@@ -60,9 +60,14 @@ check-clean: install
 	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "nbdev-clean: notebooks are clean."
 
 # The static web app (webapp/dist): onnxruntime-web from the lock file, the page, and the model exported by htc_dl.deploy.
+# With MODEL=FOLDER VALID=FOLDER [OUT=FOLDER]: your own classifier's page instead (htc_dl.own_webapp), into OUT.
 webapp: install
 	cd webapp && npm ci --no-audit --no-fund
+ifdef MODEL
+	$(BIN)/python -m htc_dl.own_webapp --model "$(MODEL)" $(if $(VALID),--valid "$(VALID)") --out "$(or $(OUT),site/app)"
+else
 	$(BIN)/python -c "from htc_dl.deploy import build_webapp; print(build_webapp())"
+endif
 
 # Debian's chromium for the browser tests (driven by the PyPI playwright package; never `playwright install`).
 browser:
