@@ -180,6 +180,19 @@ def test_freeze_keeps_the_frame_and_its_answer_until_resumed(open_page, video):
     assert page.evaluate("document.getElementById('video').srcObject") is None   # camera released
 
 
+def test_a_camera_unplugged_while_running_gets_a_message_and_uploads_still_work(
+        open_page, dist, tmp_path):
+    page = open_page()
+    start_camera(page)
+    page.evaluate("document.getElementById('video').srcObject.getVideoTracks()[0]"
+                  ".dispatchEvent(new Event('ended'))")   # what the browser fires when it is unplugged
+    page.wait_for_selector("#message:not([hidden])", timeout=30_000)
+    assert page.inner_text("#message").startswith("The camera stopped (unplugged, or taken by another")
+    assert page.is_enabled("#camera-start")
+    assert page.evaluate("document.getElementById('video').srcObject") is None   # camera released
+    assert_upload_works(page, dist, tmp_path)
+
+
 BUSY = """// Chromium's error when another program has the camera
 navigator.mediaDevices.getUserMedia = () =>
   Promise.reject(new DOMException("Could not start video source", "NotReadableError"));"""

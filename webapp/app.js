@@ -234,9 +234,12 @@ function watchFrames(video) {   // count the frames the video shows: no frame is
   video.requestVideoFrameCallback(seen);
 }
 
-function newFrame(video, last) {   // once the video shows a frame after `last` (no API: at once)
-  if (!("requestVideoFrameCallback" in video) || camera.presented > last) return Promise.resolve();
-  return new Promise((resolve) => video.requestVideoFrameCallback(() => resolve()));
+function newFrame(video, last) {   // true once the video shows a frame after `last` (no API: at once),
+  if (!("requestVideoFrameCallback" in video) || camera.presented > last) return Promise.resolve(true);
+  return new Promise((resolve) => {   // false after 250 ms without one (a stalled or hidden video)
+    video.requestVideoFrameCallback(() => resolve(true));
+    setTimeout(() => resolve(false), 250);
+  });
 }
 
 function grab(video, canvas) {   // the frame onto `canvas` (MAX_SIDE at most); its RGB pixels
@@ -253,8 +256,7 @@ async function cameraLoop(video) {
   const canvases = [document.createElement("canvas"), document.createElement("canvas")];
   let last = -1;
   while (camera.running) {
-    await newFrame(video, last);
-    if (!camera.running) break;
+    if (!(await newFrame(video, last)) || !camera.running) continue;
     if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 20)); continue; }
     last = camera.presented;
     const canvas = canvases[camera.answers % 2];   // the other holds the frame whose answer shows
