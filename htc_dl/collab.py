@@ -22,7 +22,7 @@ def one_hot_lookup(idx, weight):
     "Embedding the slow way: the one-hot rows of `idx` times the matrix `weight`."
     return nn.functional.one_hot(idx, len(weight)).float() @ weight
 
-# %% ../nbs/lessons/06b_collab.ipynb #66594492
+# %% ../nbs/lessons/06b_collab.ipynb #0ac581ce
 def sigmoid_range(x, low, high):
     "Squash `x` into the open interval (`low`, `high`) with a sigmoid."
     return torch.sigmoid(x) * (high - low) + low
@@ -33,6 +33,7 @@ def small_embedding(n, n_factors):
     nn.init.normal_(emb.weight, 0, 0.01)
     return emb
 
+# %% ../nbs/lessons/06b_collab.ipynb #2d5cc4b4
 class DotProduct(nn.Module):
     "A rating is the dot product of a user's and a movie's factors, squashed into `y_range`."
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5), embedding=small_embedding):
@@ -84,7 +85,7 @@ def most_similar(factors, row, k=5):
     similarity[row] = -2
     return similarity.argsort(descending=True)[:k].numpy()
 
-# %% ../nbs/lessons/06b_collab.ipynb #2b6bca06
+# %% ../nbs/lessons/06b_collab.ipynb #5b31d834
 def encode_ratings(ratings, users, movies):
     "The (user row, movie row) pairs of `ratings` as an (n, 2) tensor, and the ratings as a tensor."
     rows = []
@@ -100,12 +101,14 @@ def encode_ratings(ratings, users, movies):
     return (torch.tensor(np.stack(rows, 1)),
             torch.tensor(ratings["rating"].values, dtype=torch.float32))
 
+# %% ../nbs/lessons/06b_collab.ipynb #937c9c6b
 def rating_range(ratings):
     ("A `y_range` for `ratings`, fastbook's rule for stars "
      "(1-5 gives (0, 5.5)): from min(0, lowest-1) to highest+0.5.")
     low, high = float(ratings["rating"].min()), float(ratings["rating"].max())
     return (min(0.0, low - 1), high + 0.5)
 
+# %% ../nbs/lessons/06b_collab.ipynb #209fb981
 def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=1024,
                y_range=None, seed=0):
     ("Train a `DotProductBias` on `ratings` with AdamW and a one-cycle "
