@@ -26,6 +26,7 @@ def rank_by_loss(learn, items=None):
                                 probability=probs.max(1).values.numpy(), loss=losses.numpy()))
     return ranking.sort_values("loss", ascending=False, ignore_index=True)
 
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #39f7a3b4
 def fraction_found(ranking, mislabelled, top):
     "Fraction of the `mislabelled` files that are among the `top` rows of `ranking`."
     if not mislabelled:
@@ -105,6 +106,7 @@ def _write_journal(quarantine, entries):
     write_file_atomically(Path(quarantine)/JOURNAL,
                           lambda tmp: tmp.write_text(json.dumps(entries, indent=1)))
 
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #9885024d
 def _free_name(path):
     "`path`, or `name_1.ext`, `name_2.ext`, ... if a file already has that name."
     n, candidate = 0, path
@@ -116,16 +118,10 @@ def _check_label(label):
         or os.sep in label):
         raise ValueError(f"a new label must be a plain folder name, got {label!r}.")
 
-def apply_cleaner_decisions(decisions, root, quarantine=None):
-    ("Relabel = move the file to its new label's folder; delete = move it to "
-     "`quarantine`. Safe to run twice; `undo_cleaner_decisions` reverses it.")
-    root = Path(root).resolve()
-    quarantine = Path(quarantine or quarantine_folder(root)).resolve()
-    if quarantine.is_relative_to(root):
-        raise ValueError(f"the quarantine {quarantine} is inside {root}: deleted images "
-                         "would still be found there. Pick a folder outside it.")
-    journal = _read_journal(quarantine)
-    done = {e["from"]: e for e in journal}
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #6f5b7154
+def _plan_moves(decisions, root, quarantine, done):
+    ("The moves `decisions` ask for, as (action, file, target, base), the problems "
+     "that stop them all, and how many the journal `done` shows as done already.")
     plan, problems, already = [], [], 0
     for file, choice in dict(decisions.items()).items():
         file = Path(file)
@@ -149,6 +145,20 @@ def apply_cleaner_decisions(decisions, root, quarantine=None):
             else: problems.append(f"{rel} does not exist")
             continue
         plan.append((action, rel, target, base))
+    return plan, problems, already
+
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #ee00b63e
+def apply_cleaner_decisions(decisions, root, quarantine=None):
+    ("Relabel = move the file to its new label's folder; delete = move it to "
+     "`quarantine`. Safe to run twice; `undo_cleaner_decisions` reverses it.")
+    root = Path(root).resolve()
+    quarantine = Path(quarantine or quarantine_folder(root)).resolve()
+    if quarantine.is_relative_to(root):
+        raise ValueError(f"the quarantine {quarantine} is inside {root}: deleted images "
+                         "would still be found there. Pick a folder outside it.")
+    journal = _read_journal(quarantine)
+    plan, problems, already = _plan_moves(decisions, root, quarantine,
+                                          {e["from"]: e for e in journal})
     if problems: raise ValueError("nothing was moved, because: " + "; ".join(problems) + ".")
     counts = dict(relabelled=0, deleted=0, already_done=already)
     for action, rel, target, base in plan:
@@ -161,6 +171,7 @@ def apply_cleaner_decisions(decisions, root, quarantine=None):
         counts["relabelled" if action == "relabel" else "deleted"] += 1
     return counts
 
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #15a6cbd5
 def undo_cleaner_decisions(root, quarantine=None):
     "Move every file `apply_cleaner_decisions` moved back where it was; safe to run twice."
     root = Path(root).resolve()
