@@ -11,7 +11,7 @@ __all__ = ['points_to_pixels', 'pixel_errors', 'point_head', 'draw_points']
 import torch
 from torch import nn
 
-# %% ../nbs/lessons/06d_regression.ipynb #2122c93f
+# %% ../nbs/lessons/06d_regression.ipynb #f4947a00
 def points_to_pixels(points, width, height):
     ("Points in fastai's -1..1 coordinates as pixels "
      "of a `width` x `height` image (last axis: x, y).")
@@ -20,6 +20,7 @@ def points_to_pixels(points, width, height):
         raise ValueError(f"points need x and y on the last axis, got shape {tuple(points.shape)}.")
     return (points + 1) / 2 * torch.tensor([float(width), float(height)])
 
+# %% ../nbs/lessons/06d_regression.ipynb #ec323f56
 def pixel_errors(preds, targets, width, height):
     ("Distance in pixels between each predicted and target "
      "point (-1..1 coordinates) on a `width` x `height` image.")
