@@ -7,7 +7,7 @@ Docs: https://htc-education.github.io/htc_dl/core/own_webapp.html.md"""
 # %% auto #0
 __all__ = ['SAVE_HINT', 'IMAGE_SUFFIXES', 'KEEP', 'THRESHOLD_README', 'NO_VALID', 'BuildError', 'describe_file',
            'read_classifier', 'labelled_images', 'choose_threshold', 'answers_rule', 'honest_text', 'threshold_readme',
-           'validation_answers', 'own_webapp', 'main']
+           'read_picture', 'validation_answers', 'own_webapp', 'main']
 
 # %% ../nbs/core/07_own_webapp.ipynb #38f2de7e
 import argparse, json, math, os, shutil, sys, tempfile
@@ -162,12 +162,19 @@ def threshold_readme(choice, keep, valid, skipped):
         **{k: v for k, v in choice.items() if k not in ("n_classes", "caught_wrong")})
 
 # %% ../nbs/core/07_own_webapp.ipynb #be63362c
+def read_picture(picture):
+    "The uint8 RGB pixels of a validation picture, or a BuildError that names it."
+    try: return np.asarray(Image.open(picture).convert("RGB"))
+    except OSError as e:
+        raise BuildError(f"the validation picture {picture} cannot be read ({e}). Remove it or "
+                         "replace it with a good copy, then run this again.") from None
+
 def validation_answers(onnx_path, items):
     "(top probability, correct) of the exported model for each (picture, label index) in `items`."
     from htc_dl.deploy import runtime
     predict, top, correct = runtime(onnx_path), [], []
     for picture, label in items:
-        probs = predict(np.asarray(Image.open(picture).convert("RGB")))
+        probs = predict(read_picture(picture))
         top.append(float(probs.max())); correct.append(int(probs.argmax()) == label)
     return top, correct
 
