@@ -13,7 +13,7 @@ __all__ = ['MAX_CHARS', 'WORD', 'HTML_TAG', 'EMOJI', 'KEEP_FORMAT', 'PAD', 'UNK'
            'save_review_model', 'load_review_model', 'cached_review_model', 'model_facts', 'example_options',
            'show_answer', 'typed', 'pick_example', 'attach_model', 'review_app']
 
-# %% ../nbs/core/07_review_app.ipynb #ca9313f3
+# %% ../nbs/core/07_review_app.ipynb #d1126555
 import html, json, re, threading, time, unicodedata
 from contextlib import redirect_stdout
 from io import StringIO
@@ -24,7 +24,7 @@ from torch import nn
 import ipywidgets as widgets
 from .app_toolkit import load_behind_page, message_html, probability_bars_html, safely
 
-# %% ../nbs/core/07_review_app.ipynb #6fd9056b
+# %% ../nbs/core/07_review_app.ipynb #bbad34e1
 MAX_CHARS = 1000   # the longest review the model learned from has about 500 characters
 WORD = re.compile(r"\w+(?:['’]\w+)*")
 HTML_TAG = re.compile(r"</?\s*[A-Za-z][^<>]*>")
@@ -45,7 +45,7 @@ def review_words(text):
     "The words of `text` as (lower-case word, start, end)."
     return [(m.group().lower(), m.start(), m.end()) for m in WORD.finditer(text)]
 
-# %% ../nbs/core/07_review_app.ipynb #2b086e40
+# %% ../nbs/core/07_review_app.ipynb #af2ffdaf
 def clean_review(text, max_chars=MAX_CHARS):
     "(`text` cut at `max_chars`, without unreadable characters; notes) or a `ReviewError`."
     if not isinstance(text, str):
@@ -76,7 +76,7 @@ def clean_review(text, max_chars=MAX_CHARS):
                      "and the tag names are read as words.")
     return kept.strip(), notes
 
-# %% ../nbs/core/07_review_app.ipynb #221901cf
+# %% ../nbs/core/07_review_app.ipynb #9cc3d70e
 PAD, UNK = "xxpad", "xxunk"
 
 class ReviewClassifier(nn.Module):
@@ -108,7 +108,7 @@ def build_vocab(word_lists, min_count=2):
     counts = Counter(w for words in word_lists for w in words)
     return [PAD, UNK] + [w for w, n in counts.most_common() if n >= min_count]
 
-# %% ../nbs/core/07_review_app.ipynb #49d1cc27
+# %% ../nbs/core/07_review_app.ipynb #f18d3706
 def review_probabilities(model, texts, bs=256):
     "P(positive) for each of `texts`, a tensor."
     model.eval()
@@ -135,7 +135,7 @@ def fit_review_classifier(texts, positive, epochs=10, lr=3e-3, bs=64, seed=0, **
             opt.zero_grad(); loss.backward(); opt.step(); schedule.step()
     return model.eval()
 
-# %% ../nbs/core/07_review_app.ipynb #82683d2d
+# %% ../nbs/core/07_review_app.ipynb #0dd1c1f4
 def predict_review(model, text):
     "('positive' or 'negative', its probability) for a cleaned review."
     p = review_probabilities(model, [text])[0].item()
@@ -161,7 +161,7 @@ def unfamiliar_note(model, words):
     return (f"Only {known} of these {len(words)} words are ones the model learned (is the review "
             "in English?). It learned from English clothing reviews: take this answer as a guess.")
 
-# %% ../nbs/core/07_review_app.ipynb #c1863050
+# %% ../nbs/core/07_review_app.ipynb #2ab61f5e
 def answer_html(label, probability):
     "The verdict, large, and a bar for each answer."
     other = "negative" if label == "positive" else "positive"
@@ -181,7 +181,7 @@ def highlight_html(text, pushes):
     return ("<div style='white-space:pre-wrap; line-height:1.9; max-width:44em'>"
             + "".join(out) + html.escape(text[at:]) + "</div>")
 
-# %% ../nbs/core/07_review_app.ipynb #6f4dc373
+# %% ../nbs/core/07_review_app.ipynb #cfa997e1
 REVIEW_FILE = "review_classifier.safetensors"
 REVIEW_SETTINGS = dict(epochs=10, lr=3e-3, bs=64, n_emb=50, n_hidden=48)
 
@@ -207,7 +207,7 @@ def train_review_model(source="offline", size="full", settings=REVIEW_SETTINGS):
                        examples=example_reviews(valid))
     return model
 
-# %% ../nbs/core/07_review_app.ipynb #0930286b
+# %% ../nbs/core/07_review_app.ipynb #3c361702
 def save_review_model(model, file):
     "Write `model` to `file` atomically: safetensors weights; vocabulary, sizes and notes as JSON."
     from safetensors.torch import save_file
@@ -243,7 +243,7 @@ def cached_review_model(folder=None, **train_args):
                    f"{model.about['train_s']:.0f} s, and saved to {file}; "
                    "the next launch loads it.")
 
-# %% ../nbs/core/07_review_app.ipynb #6e24ba19
+# %% ../nbs/core/07_review_app.ipynb #f4f9c899
 FILM_REVIEWS = ("A moving, beautifully acted film: I was gripped from the first scene to the last.",
                 "Two hours of wooden acting and a plot I guessed in the first ten minutes. Avoid.")
 
@@ -266,7 +266,7 @@ def example_options(model):
     return [("pick an example...", ""), *real,
             *((f"a film review: {short(text)}", text) for text in FILM_REVIEWS)]
 
-# %% ../nbs/core/07_review_app.ipynb #13b2267e
+# %% ../nbs/core/07_review_app.ipynb #47f645c0
 DEBOUNCE_S = 0.1   # answer this long after typing pauses
 
 def show_answer(app):
@@ -289,7 +289,7 @@ def show_answer(app):
         app.notes.value = "".join(message_html(n, "info") for n in notes if n)
         app.timings.append(time.perf_counter() - start)
 
-# %% ../nbs/core/07_review_app.ipynb #22d3ba17
+# %% ../nbs/core/07_review_app.ipynb #9a5d140e
 def typed(app):
     "Answer once typing has paused for `app.debounce_s` seconds (at once when it is 0)."
     if app.pending is not None: app.pending.cancel()
@@ -320,7 +320,7 @@ def attach_model(app, model=None):
     else: app.answer.value = message_html("Type a review or pick an example: the answer comes "
                                           "as you type.", "info")
 
-# %% ../nbs/core/07_review_app.ipynb #6d6204c9
+# %% ../nbs/core/07_review_app.ipynb #d36618ce
 def review_app(model=None, background=False, debounce_s=DEBOUNCE_S):
     "What does this review say? A box and examples; the verdict, its probability, the words."
     box = widgets.Textarea(placeholder="Type or paste a review of something you bought...",

@@ -106,7 +106,7 @@ def test_picker_offers_held_out_real_reviews_and_film_reviews_and_answers_them(m
     assert f"it gets {model.about['valid_accuracy']:.1%} of 946 held-out reviews right" in app.facts.value
 
 
-# ---------------------------------------------------------------- each bad input: its message, then the next review works
+# ---------------------------------------------------------------- each bad input: its message, then a good review
 
 def test_empty_box_says_so_and_the_next_review_is_answered(app):
     app.box.value = GOOD

@@ -7,9 +7,11 @@ VERDICT = r"This review reads (positive|negative) \((\d+\.\d)% sure\)"
 
 
 def drive(page, app, files):
-    "Pick a real negative review (read negative), type a positive one, paste a <script> (shown as text), empty the box."
-    record = getattr(sys.modules.get("test_browser"), "record", lambda *args: None)   # the suite's timing table, when run by it
-    wait_for_text(page, r"Type a review or pick an example", timeout=300)   # the model is ready (trained on a first launch)
+    "Pick the real negative reviews (most read negative), type a positive one, paste a <script>, empty the box."
+    # the suite's timing table, when run by it
+    record = getattr(sys.modules.get("test_browser"), "record", lambda *args: None)
+    # the model is ready (trained first on a first launch)
+    wait_for_text(page, r"Type a review or pick an example", timeout=300)
     assert "weaker on film reviews" in page.locator("body").inner_text()
     select = page.locator(".widget-dropdown select").first
     options = select.evaluate("s => [...s.options].map(o => o.value)")
