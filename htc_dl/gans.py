@@ -9,7 +9,7 @@ Docs: https://htc-education.github.io/htc_dl/core/gans.html.md"""
 __all__ = ['N_LATENT', 'GAN_SETTINGS', 'GAN_FILE', 'DigitGenerator', 'DigitCritic', 'critic_step', 'generator_step', 'train_gan',
            'train_digit_gan', 'generate', 'save_gan', 'load_gan', 'cached_gan', 'recognisable_share', 'digit_coverage',
            'coverage_entropy', 'classifier_features', 'frechet_distance', 'digit_frechet', 'sharpness', 'blur',
-           'nearest_training', 'judge_digits', 'damage', 'DigitUNet', 'train_restorer', 'restore']
+           'show_digits', 'nearest_training', 'judge_digits', 'damage', 'DigitUNet', 'train_restorer', 'restore']
 
 # %% ../nbs/core/07_gans.ipynb #9d42d1fe
 import json, math, time
@@ -21,7 +21,7 @@ from .latent import DIGITS_PER_CLASS, MIXER_SETTINGS, digit_probabilities, load_
 
 # %% ../nbs/core/07_gans.ipynb #822c6d1b
 N_LATENT = MIXER_SETTINGS["vae"]["n_latent"]      # the Digit mixer's VAE: same latent size
-GAN_SETTINGS = dict(n_features=32, epochs=30, bs=64, lr=5e-4, betas=(0.5, 0.999))
+GAN_SETTINGS = dict(n_features=32, epochs=20, bs=64, lr=5e-4, betas=(0.5, 0.999))
 
 class DigitGenerator(nn.Module):
     "A code of `n_latent` numbers -> 7x7 maps -> 14x14 -> a 28x28 digit of brightnesses in (0, 1)."
@@ -60,8 +60,8 @@ def generator_step(generator, critic, opt, codes):
     opt.zero_grad(); loss.backward(); opt.step()
     return loss.item()
 
-# %% ../nbs/core/07_gans.ipynb #f9ba07c0
-def train_gan(generator, critic, x, epochs=30, bs=64, lr=5e-4, betas=(0.5, 0.999), seed=0,
+# %% ../nbs/core/07_gans.ipynb #22a16785
+def train_gan(generator, critic, x, epochs=20, bs=64, lr=5e-4, betas=(0.5, 0.999), seed=0,
               progress=False):
     "Alternate a critic step and a generator step per batch of `x`; the models and each step's losses."
     torch.manual_seed(seed)
@@ -215,7 +215,19 @@ def blur(images, k=3):
     images = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 28, 28)
     return F.avg_pool2d(images, k, 1, k // 2, count_include_pad=False)[:, 0]
 
-# %% ../nbs/core/07_gans.ipynb #d1820538
+# %% ../nbs/core/07_gans.ipynb #f489e90f
+def show_digits(images, n_cols=10, title=None, ax=None, size=1.0):
+    "Plot digits (n, 784) or (n, 28, 28) as one grey grid, `n_cols` per row (white ink on black)."
+    import matplotlib.pyplot as plt
+    from htc_dl.latent import digit_grid
+    grid = digit_grid(images, n_cols)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size * grid.shape[1] / 28, size * grid.shape[0] / 28))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1); ax.axis("off")
+    if title: ax.set_title(title, fontsize=10, loc="left")
+    return ax
+
+# %% ../nbs/core/07_gans.ipynb #bba977ae
 def nearest_training(images, training):
     "For each of `images`, the row of its nearest `training` digit (pixel distance) and that distance."
     a = torch.as_tensor(images, dtype=torch.float32).reshape(len(images), -1)
@@ -232,7 +244,7 @@ def judge_digits(classifier, images, reference):
                                                                                reference),
                 sharpness=sharpness(images))
 
-# %% ../nbs/core/07_gans.ipynb #ef521eb8
+# %% ../nbs/core/07_gans.ipynb #aaa4e0c7
 def damage(images, block=12, noise=0.5, seed=0):
     "Digits (n, 28, 28) with a random `block`-pixel grey square and Gaussian noise, clipped to [0, 1]."
     g = torch.Generator().manual_seed(seed)
@@ -242,7 +254,7 @@ def damage(images, block=12, noise=0.5, seed=0):
         image[top:top + block, left:left + block] = 0.5
     return (damaged + noise * torch.randn(damaged.shape, generator=g)).clamp(0, 1)
 
-# %% ../nbs/core/07_gans.ipynb #a3e0fdee
+# %% ../nbs/core/07_gans.ipynb #257ef2db
 def _conv(n_in, n_out):
     "Two 3x3 convolutions with ReLUs, keeping the size."
     return nn.Sequential(nn.Conv2d(n_in, n_out, 3, padding=1), nn.ReLU(),
@@ -266,7 +278,7 @@ class DigitUNet(nn.Module):
         y1 = self.join1(torch.cat([self.up1(y2), x1], 1))          # skip from 28x28
         return self.out(y1)[:, 0]      # no sigmoid: a saturated one stalls the L1 loss at black
 
-# %% ../nbs/core/07_gans.ipynb #6f6e2eee
+# %% ../nbs/core/07_gans.ipynb #385448a1
 def train_restorer(unet, damaged, clean, epochs=8, bs=64, lr=2e-3, adversarial=0.0, seed=0):
     ("Fit `unet` to map `damaged` digits to `clean` ones with the L1 loss, plus `adversarial` x the "
      "GAN loss against a critic trained alongside; the U-Net and its per-epoch L1.")
