@@ -4,7 +4,7 @@ long a later launch takes to load them, the redraw latency of each model through
 handlers (no browser) as the sliders move, and the peak resident memory of the measuring process.
 
 Alone: `.venv/bin/python bench/digit_studio.py [--json out.json]`; `run()` returns the section."""
-import os, resource, sys, tempfile, time
+import os, resource, shutil, sys, tempfile, time
 
 from fresh_process import MEMORY_LIMIT_MB, ROOT, goal, main, section
 
@@ -48,6 +48,7 @@ def measure(n_moves=60):
         out[f"{name}_redraws"] = len(times)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["load_average"] = os.getloadavg()[0]
+    shutil.rmtree(folder, ignore_errors=True)
     return out
 
 

@@ -12,7 +12,7 @@ __all__ = ['STUDIO_MODELS', 'N_DIRECTIONS', 'LOW', 'HIGH', 'LOADING', 'CANNOT_LO
            'model_panel', 'digit_studio_app']
 
 # %% ../nbs/core/07_digit_studio.ipynb #d15c0003
-import time
+import contextlib, io, time
 from dataclasses import dataclass, field
 import numpy as np
 import torch
@@ -118,7 +118,7 @@ def cached_studio(folder=None, **train_args):
     from htc_dl.gans import cached_gan
     mixer, vae_note = cached_mixer(folder, **train_args)
     generator, gan_note = cached_gan(folder, **train_args)
-    return studio_from(mixer, generator), f"VAE: {vae_note} GAN: {gan_note}"
+    return studio_from(mixer, generator), f"VAE and classifier: {vae_note} {gan_note}"
 
 # %% ../nbs/core/07_digit_studio.ipynb #d15c0010
 def redraw(app, name):
@@ -174,8 +174,10 @@ def enable_controls(app, enabled=True):
     for control in (*app.sliders, *buttons): control.disabled = not enabled
 
 def attach_studio(app, load=None):
-    "Load the studio with `load()` (default `cached_studio`), draw each model and enable the app."
-    try: studio, note = (load or cached_studio)()
+    ("Load the studio with `load()` (default `cached_studio`; what it prints is dropped: the "
+     "note says what happened), draw each model and enable the app; or say what to do.")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()): studio, note = (load or cached_studio)()
     except Exception as e:
         app.message.value = message_html(f"The models could not be loaded or trained "
                                          f"({type(e).__name__}: {e}). {CANNOT_LOAD}")
@@ -196,7 +198,8 @@ def model_panel(name):
     "One model's column: its name, its digit, the classifier's reading, a sample button."
     panel = widgets.VBox([widgets.HTML(f"<h4 style='margin:4px 0'>{name}</h4>"),
                           widgets.Image(format="png", width=168, height=168), widgets.HTML(),
-                          widgets.Button(description=f"Sample a {name} digit", icon="random")],
+                          widgets.Button(description=f"Sample a {name} digit", icon="random",
+                                         layout=widgets.Layout(width="200px"))],
                          layout=widgets.Layout(width="280px"))
     panel.title, panel.picture, panel.reading, panel.sample = panel.children
     return panel
