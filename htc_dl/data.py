@@ -163,7 +163,7 @@ REAL_SETS = {
     "pascal": ("PASCAL_2007", "pascal_2007", "pascal_2007.tgz"),
     "biwi": ("BIWI_HEAD_POSE", "biwi_head_pose", "biwi_head_pose.tgz"),
     "movielens": ("ML_100k", "ml-100k", "ml-100k.zip"),
-    # lesson 6f's segmentation set (its loader: htc_dl.vision_plus)
+    # lesson 6f's segmentation set (its loader: htc_dl.vision_data)
     "camvid_tiny": ("CAMVID_TINY", "camvid_tiny", "camvid_tiny.tgz"),
     "reviews": ("IMDB", "imdb", "imdb.tgz"),
     # small mode starts from fastai's own 1,000-review sample (`SMALL_REAL`)

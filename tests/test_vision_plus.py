@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from htc_dl.vision_plus import (CAMVID_CODES, CAMVID_SIZE, DRAWN_CLASSES, BANDS, TILE_CLASSES, adapt_first_conv, band_dls,
-                                band_tiles, camvid_tiny, draw_street, draw_tile, lite0_encoder, per_class_iou)
+from htc_dl.vision_data import (CAMVID_CODES, CAMVID_SIZE, DRAWN_CLASSES, BANDS, TILE_CLASSES, band_tiles, camvid_tiny,
+                                draw_street, draw_tile)
+from htc_dl.vision_plus import adapt_first_conv, band_dls, lite0_encoder, per_class_iou
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,26 @@ def test_band_learner_trains_its_new_first_layer():
     learn.unfreeze()
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=[])
     assert (stem.weight.detach() - before).abs().max() > 1e-4                                          # and training changes it
+
+
+def test_an_epoch_at_half_size_costs_well_under_one_at_full_size_so_progressive_resizing_saves_time(camvid,
+                                                                                                     one_torch_thread):
+    "Lesson 6f counts the pixels each schedule trains on; this measures that fewer pixels really take less CPU time."
+    import time
+    from fastai.vision.all import Resize, SegmentationDataLoaders, get_image_files, unet_learner
+    from htc_dl.vision_plus import register_lite0_for_unet
+    register_lite0_for_unet()
+    def dls(size=None):
+        return SegmentationDataLoaders.from_label_func(
+            camvid, bs=4, fnames=get_image_files(camvid/"images")[:24], codes=CAMVID_CODES, num_workers=0,
+            label_func=lambda o: camvid/"labels"/f"{o.stem}_P{o.suffix}", item_tfms=Resize(size) if size else None)
+    half_size, full_size = dls((48, 64)), dls()
+    learn = unet_learner(half_size, lite0_encoder, last_cross=False)
+    def epoch_cpu_seconds(data):
+        learn.dls = data
+        start = time.process_time()
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+        return time.process_time() - start
+    epoch_cpu_seconds(half_size)   # the first epoch also pays for setting up
+    half, full = epoch_cpu_seconds(half_size), epoch_cpu_seconds(full_size)
+    assert half < 0.6 * full, (half, full)
