@@ -161,7 +161,9 @@ def header_md(run):
 MARKDOWN_TITLES = {"memory": "Peak memory of each kernel, online", "classifier_cold_start": "Classifier app cold start",
                    "deploy": "Deployment: one export, every runtime", "latent": "Latent spaces (lesson 6e)",
                    "vision": "Vision beyond classification (lesson 6f)",
-                   "attacks": "Adversarial examples (lesson 4b)"}
+                   "attacks": "Adversarial examples (lesson 4b)", "camera": "The web app's camera",
+                   "digit_studio": "Digit studio", "text": "Text (lesson 6g)",
+                   "review_app": "What does this review say?", "gans": "GANs beside VAEs (lesson 6h)"}
 
 
 def markdown_section(name, result):
