@@ -196,3 +196,63 @@ def test_the_same_file_chosen_again_after_picking_a_bundled_photo_is_shown_again
     upload(app, "image.jpg", coffee)
     assert app.photo.value == "your upload: image.jpg" and top_label(app.before) in COFFEE
     reset(app)
+
+
+# ---------------------------------------------------------------- the lesson's helpers on toy models
+
+def identity_model():
+    "Two inputs, two logits equal to them: the loss gradient is known by hand."
+    model = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad(): model.weight[:] = torch.eye(2)
+    return model
+
+
+def test_saliency_of_a_linear_model_is_its_weights_largest_over_colour_and_correlation_reads_r():
+    from htc_dl.attacks import correlation, saliency
+    lin = torch.nn.Linear(3 * 2 * 2, 2, bias=False)
+    with torch.no_grad(): lin.weight[:] = torch.arange(24.).view(2, 12) - 12
+    toy = torch.nn.Sequential(torch.nn.Flatten(), lin)
+    assert torch.allclose(saliency(toy, torch.zeros(1, 3, 2, 2), [1])[0], torch.arange(12.).view(3, 2, 2).amax(0))
+    assert correlation([1, 2, 3], [2, 4, 6.5]) == pytest.approx(1, abs=0.01)
+
+
+def test_fgsm_steps_away_from_the_label_or_towards_a_target_and_stays_in_0_1():
+    model = identity_model()
+    assert torch.allclose(fgsm(model, torch.tensor([[0.5, 0.5]]), 0.1, [0]), torch.tensor([[0.4, 0.6]]))
+    assert torch.allclose(fgsm(model, torch.tensor([[0.5, 0.5]]), 0.1, [0], targeted=True), torch.tensor([[0.6, 0.4]]))
+    assert torch.equal(fgsm(model, torch.tensor([[0., 1.]]), 0.1, [0]), torch.tensor([[0., 1.]]))
+
+
+def test_pgd_reports_each_step_to_its_progress_callback():
+    seen = []
+    pgd(identity_model(), torch.tensor([[0.5, 0.5]]), 0.1, [0], steps=3, progress=lambda i, n: seen.append((i, n)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_amplified_maps_minus_eps_to_black_no_change_to_grey_plus_eps_to_white():
+    from htc_dl.attacks import amplified, as_picture
+    assert amplified(torch.tensor([-1., 0., 1.]).view(3, 1, 1) / 255, 1/255)[0, 0].tolist() == [0, 128, 255]
+    assert as_picture(torch.ones(3, 2, 2)).shape == (2, 2, 3)
+
+
+def test_success_grid_finds_the_first_level_that_beats_a_lead_and_none_if_no_level_does():
+    from htc_dl.attacks import first_success, success_grid
+    grid = success_grid(identity_model(), torch.tensor([[0.5, 0.48], [0.5, 0.3]]), [0, 0], fgsm, range(0, 21))
+    assert grid.shape == (21, 2)
+    assert first_success(grid, range(0, 21)) == [3, None]      # 2 eps must beat a 0.02 lead: 3 grey levels
+
+
+def test_train_digits_learns_two_separable_groups_perfectly():
+    from htc_dl.attacks import accuracy, train_digits
+    torch.manual_seed(0)
+    x, y = torch.cat([torch.zeros(20, 4), torch.ones(20, 4)]), torch.tensor([0] * 20 + [1] * 20)
+    assert accuracy(train_digits(torch.nn.Linear(4, 2), x, y, epochs=30, lr=0.05), x, y) == 1.0
+
+
+def test_shuffle_labels_permutes_the_chosen_share_and_epochs_to_counts_from_one():
+    from htc_dl.attacks import epochs_to, shuffle_labels
+    y = torch.arange(100) % 10
+    assert torch.equal(shuffle_labels(y, 0.0), y)
+    assert sorted(shuffle_labels(y, 1.0).tolist()) == sorted(y.tolist())
+    assert 0.2 < (shuffle_labels(y, 0.5) != y).float().mean() <= 0.5
+    assert epochs_to([(0.5, 0), (1.0, 0)]) == 2 and epochs_to([(0.5, 0)]) is None
