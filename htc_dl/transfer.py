@@ -28,7 +28,7 @@ def lr_suggestions(learn, num_it=100, show_plot=True, **kwargs):
                          "so the sweep spends more steps before the loss shoots up.") from e
     return {rule: float(lr) for rule, lr in found._asdict().items()}
 
-# %% ../nbs/lessons/06a_transfer_learning.ipynb #589bc8f0
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #b18d00cd
 def _need_optimiser(learn):
     "Raise a clear error when `learn` has no optimiser yet."
     if getattr(learn, "opt", None) is None:
@@ -41,6 +41,7 @@ def group_lrs(learn):
     _need_optimiser(learn)
     return [h["lr"] for h in learn.opt.hypers]
 
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #80be5b9d
 def param_groups(learn):
     ("One row per parameter group of `learn`'s optimiser: its "
      "parameters, how many are trainable, and its learning rate.")
@@ -49,7 +50,21 @@ def param_groups(learn):
                  trainable=sum(p.numel() for p in ps if p.requires_grad), lr=h["lr"])
             for i, (ps, h) in enumerate(zip(learn.opt.param_lists, learn.opt.hypers))]
 
-# %% ../nbs/lessons/06a_transfer_learning.ipynb #b72812e5
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #bcb43180
+def _cpu_precision():
+    "('bf16', why) where bfloat16 autocast works on this CPU, else None."
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            works = (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    except RuntimeError: return None
+    if not works: return None
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return "bf16", ("CPU: `torch.autocast('cpu', dtype=torch.bfloat16)` works"
+                    + (", with bfloat16 instructions (avx512_bf16)" if native else
+                       ", but this CPU has no bfloat16 instructions, so expect no speed-up")
+                    + "; fastai's `to_fp16()` autocasts on CUDA only.")
+
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #155ebdd1
 def precision_mode(device=None):
     ("The mixed precision `device` can train in, and why: ('fp16', ...) "
      "on a CUDA GPU, ('bf16', ...) on a CPU, else ('fp32', ...).")
@@ -63,15 +78,5 @@ def precision_mode(device=None):
             raise ValueError("device is 'cuda' but PyTorch sees no CUDA GPU here; use 'cpu'.")
         return ("fp16", f"{torch.cuda.get_device_name(device)}: fastai's "
                         "`learn.to_fp16()` trains in float16 with a loss scaler.")
-    if device.type == "cpu":
-        try:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                works = (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
-        except RuntimeError: works = False
-        if works:
-            native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-            return "bf16", ("CPU: `torch.autocast('cpu', dtype=torch.bfloat16)` works"
-                            + (", with bfloat16 instructions (avx512_bf16)" if native else
-                    ", but this CPU has no bfloat16 instructions, so expect no speed-up")
-                            + "; fastai's `to_fp16()` autocasts on CUDA only.")
+    if device.type == "cpu" and (cpu := _cpu_precision()): return cpu
     return "fp32", f"{device.type}: no mixed precision available; train in float32."

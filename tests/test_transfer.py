@@ -38,7 +38,7 @@ def test_lr_suggestions_returns_the_four_rules_as_numbers_inside_the_swept_range
     assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))
 
 
-@pytest.mark.parametrize("num_it", [5, 24, 30.0, True, "100"])
+@pytest.mark.parametrize("num_it", [3, 5, 24, 30.0, True, "100"])
 def test_lr_suggestions_refuses_too_few_or_odd_steps_with_a_clear_message(learner, num_it):
     with pytest.raises(ValueError, match="at least 25"):
         lr_suggestions(learner, num_it=num_it, show_plot=False)
@@ -96,6 +96,12 @@ def test_precision_mode_on_a_cpu_is_bf16_or_fp32_and_says_why():
 def test_precision_mode_picks_the_default_device_like_pytorch():
     mode, _ = precision_mode()
     assert (mode == "fp16") == torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="this machine has no GPU")
+def test_precision_mode_for_cuda_on_a_gpu_is_fp16_with_a_loss_scaler():
+    mode, why = precision_mode("cuda")
+    assert mode == "fp16" and "loss scaler" in why
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
