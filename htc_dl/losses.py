@@ -35,6 +35,7 @@ def _check_classification(activations, targets, name="activations"):
         raise ValueError(f"targets must be class indices from 0 to {n-1}, got values "
                          f"from {targets.min().item()} to {targets.max().item()}.")
 
+# %% ../nbs/lessons/05_pet_breeds.ipynb #971e43ba
 def pick_target(values, targets):
     "Each row's value at its target class: `values[i, targets[i]]`."
     _check_classification(values, targets, "values")
