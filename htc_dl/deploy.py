@@ -50,6 +50,7 @@ def real_photos(names=PHOTOS):
         photos[name] = np.ascontiguousarray(a[..., :3].astype(np.uint8))
     return photos
 
+# %% ../nbs/lessons/03c_deploy.ipynb #772c84ba
 def photo_views(photos):
     ("Each photo, its mirror image and four off-centre crops "
      "(60% and 80% of each side), as a list of uint8 arrays.")
@@ -73,6 +74,7 @@ def _filter(d, kind):
                            torch.where(d < 2, (((d - 5) * d + 8) * d - 4) * a, 0 * d))
     raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {kind!r}.")
 
+# %% ../nbs/lessons/03c_deploy.ipynb #ed2756d5
 def resize_matrix(n_in, n_out, kind="bilinear"):
     ("An (n_out, n_in) matrix: row i holds PIL's antialiased "
      "weights of the input pixels for output pixel i.")
@@ -85,6 +87,7 @@ def resize_matrix(n_in, n_out, kind="bilinear"):
     w = _filter((pixel[None] - centre[:, None]) / support, kind)
     return w / w.sum(1, keepdim=True)
 
+# %% ../nbs/lessons/03c_deploy.ipynb #91a59691
 def resize_pixels(x, height, width, kind="bilinear"):
     ("Resize a (..., H, W) float tensor of 0-255 values as PIL "
      "does: across, then down, clipped to 0-255 after each pass.")
@@ -181,6 +184,7 @@ def runtime(path, engine="onnxruntime", threads=2, precision="f32", optimise=Tru
         return lambda pixels: compiled(np.ascontiguousarray(pixels, dtype=np.uint8))[0]
     raise ValueError(f"engine must be 'onnxruntime' or 'openvino', got {engine!r}.")
 
+# %% ../nbs/lessons/03c_deploy.ipynb #1be05d85
 def torch_runtime(classifier):
     "The same function run by PyTorch itself (eager): the reference every export is compared with."
     module = PixelsClassifier(classifier.model, classifier.spec).eval()
@@ -214,6 +218,7 @@ class _Pictures:
         a = next(self.images, None)
         return None if a is None else {"pixels": np.ascontiguousarray(a, dtype=np.uint8)}
 
+# %% ../nbs/lessons/03c_deploy.ipynb #d6304e06
 def _conv_names(onnx_path, which):
     "Names of the Conv nodes to keep in float: 'first', 'last', 'depthwise'."
     import onnx
@@ -228,6 +233,7 @@ def _conv_names(onnx_path, which):
 
 KEEP_FLOAT = ("first",)   # the layer that loses most in 8 bits (measured below)
 
+# %% ../nbs/lessons/03c_deploy.ipynb #97d34e58
 def quantize_int8(onnx_path, out, calibration, keep_float=KEEP_FLOAT):
     ("Static int8 quantisation (QDQ, per-channel weights) of the convolutions, "
      "their ReLU6 and the head, calibrated on uint8 `calibration` pictures.")
@@ -241,6 +247,7 @@ def quantize_int8(onnx_path, out, calibration, keep_float=KEEP_FLOAT):
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return Path(out)
 
+# %% ../nbs/lessons/03c_deploy.ipynb #1dc043fd
 def int8_instructions():
     ("The CPU's instructions that add int8 products straight into 32 bits "
      "(VNNI, AMX), read from /proc/cpuinfo; None where there is no such file.")
@@ -311,6 +318,7 @@ python -m blobconverter --openvino-xml openvino/model.xml --openvino-bin openvin
 ```
 """
 
+# %% ../nbs/lessons/03c_deploy.ipynb #114b3dfb
 def _write_json(path, value): Path(path).write_text(json.dumps(value, indent=1))
 
 # %% ../nbs/lessons/03c_deploy.ipynb #49a89f90
@@ -327,6 +335,43 @@ def _answers_table(vocab):
     from htc_dl.breeds import honest_answer_table
     return honest_answer_table()
 
+# %% ../nbs/lessons/03c_deploy.ipynb #ce46acf1
+def _write_models(classifier, folder, calibration, check_images, int8, openvino):
+    "Every model file of a bundle into `folder`, each checked; returns the manifest of checks."
+    export_onnx(classifier, folder/"model.onnx")
+    reference = [torch_runtime(classifier)(a) for a in check_images]
+    checks = {"onnxruntime_fp32_vs_pytorch": agreement(reference, runtime(folder/"model.onnx"),
+                                                       check_images)}
+    if int8:
+        quantize_int8(folder/"model.onnx", folder/"model_int8.onnx", calibration)
+        checks["onnxruntime_int8_vs_fp32"] = agreement(
+            runtime(folder/"model.onnx"), runtime(folder/"model_int8.onnx"), check_images)
+    if openvino:
+        export_openvino(folder/"model.onnx", folder/"openvino")
+        checks["openvino_fp32_vs_pytorch"] = agreement(
+            reference, runtime(folder/"openvino"/"model.xml", "openvino"), check_images)
+    return dict(arch=classifier.spec["arch"], labels=len(classifier.vocab), checks=checks,
+                int8_instructions=int8_instructions())
+
+# %% ../nbs/lessons/03c_deploy.ipynb #4592afca
+def _readme(classifier, folder, spec, manifest, answers, title):
+    "The bundle's README.md: what each file in `folder` is and how to run it."
+    int8_file = folder/"model_int8.onnx"
+    int8_check = manifest["checks"].get("onnxruntime_int8_vs_fp32", dict(top1=float("nan"), n=0))
+    return BUNDLE_README.format(
+        title=title or f"Deployment bundle: {classifier.spec['arch']}",
+        arch=classifier.spec["arch"], n=len(classifier.vocab),
+        resize=spec["resize"], w=spec["size"][0], h=spec["size"][1],
+        interpolation=spec.get("interpolation", "bilinear"),
+        onnx_mb=(folder/"model.onnx").stat().st_size / 1e6,
+        int8_mb=int8_file.stat().st_size / 1e6 if int8_file.exists() else 0,
+        int8_top1=int8_check["top1"], int8_n=int8_check["n"],
+        int8_cpu=", ".join(manifest["int8_instructions"] or ["none"]),
+        answers_note=("the honest-answer rule of the lesson-3 app "
+                      "(htc_dl.breeds.honest_answer_table)" if answers
+                      else "(none: not an ImageNet model)"))
+
+# %% ../nbs/lessons/03c_deploy.ipynb #16fb7eda
 def export_classifier(source, out, calibration=None, check_images=None, int8=True, openvino=True,
                       title=None):
     ("Write a deployment bundle for `source` (a folder saved by htc_dl.saving, or a Classifier) "
@@ -340,20 +385,7 @@ def export_classifier(source, out, calibration=None, check_images=None, int8=Tru
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     os.chmod(tmp, 0o755)   # readable by a web server, like any folder
     try:
-        export_onnx(classifier, tmp/"model.onnx")
-        reference = [torch_runtime(classifier)(a) for a in check_images]
-        manifest = dict(arch=classifier.spec["arch"], labels=len(classifier.vocab), checks={},
-                        int8_instructions=int8_instructions())
-        manifest["checks"]["onnxruntime_fp32_vs_pytorch"] = agreement(
-            reference, runtime(tmp/"model.onnx"), check_images)
-        if int8:
-            quantize_int8(tmp/"model.onnx", tmp/"model_int8.onnx", calibration)
-            manifest["checks"]["onnxruntime_int8_vs_fp32"] = agreement(
-                runtime(tmp/"model.onnx"), runtime(tmp/"model_int8.onnx"), check_images)
-        if openvino:
-            export_openvino(tmp/"model.onnx", tmp/"openvino")
-            manifest["checks"]["openvino_fp32_vs_pytorch"] = agreement(
-                reference, runtime(tmp/"openvino"/"model.xml", "openvino"), check_images)
+        manifest = _write_models(classifier, tmp, calibration, check_images, int8, openvino)
         _write_json(tmp/"labels.json", list(classifier.vocab))
         answers = _answers_table(classifier.vocab)
         if answers is not None: _write_json(tmp/"answers.json", answers)
@@ -362,20 +394,7 @@ def export_classifier(source, out, calibration=None, check_images=None, int8=Tru
         manifest["files_mb"] = {str(p.relative_to(tmp)): round(p.stat().st_size / 1e6, 3)
                                 for p in sorted(tmp.rglob("*")) if p.is_file()}
         _write_json(tmp/"manifest.json", manifest)
-        int8_check = manifest["checks"].get("onnxruntime_int8_vs_fp32",
-                                            dict(top1=float("nan"), n=0))
-        (tmp/"README.md").write_text(BUNDLE_README.format(
-            title=title or f"Deployment bundle: {classifier.spec['arch']}",
-            arch=classifier.spec["arch"], n=len(classifier.vocab),
-            resize=spec["resize"], w=spec["size"][0], h=spec["size"][1],
-            interpolation=spec.get("interpolation", "bilinear"),
-            onnx_mb=(tmp/"model.onnx").stat().st_size / 1e6,
-            int8_mb=(tmp/"model_int8.onnx").stat().st_size / 1e6 if int8 else 0,
-            int8_top1=int8_check["top1"], int8_n=int8_check["n"],
-            int8_cpu=", ".join(manifest["int8_instructions"] or ["none"]),
-            answers_note=("the honest-answer rule of the lesson-3 app "
-                          "(htc_dl.breeds.honest_answer_table)" if answers
-                          else "(none: not an ImageNet model)")))
+        (tmp/"README.md").write_text(_readme(classifier, tmp, spec, manifest, answers, title))
         if out.exists(): shutil.rmtree(out)
         os.replace(tmp, out)
     finally: shutil.rmtree(tmp, ignore_errors=True)
@@ -391,6 +410,7 @@ def time_ms(predict, pixels, repeats=30, warmup=3):
         t0 = time.perf_counter(); predict(pixels); times.append((time.perf_counter() - t0) * 1000)
     return dict(p50=float(np.percentile(times, 50)), p95=float(np.percentile(times, 95)))
 
+# %% ../nbs/lessons/03c_deploy.ipynb #329eb67b
 def bundle_runtimes(bundle, classifier, threads=2):
     "{name: (predict, size in MB)} for PyTorch eager and every runtime in an exported bundle."
     bundle = Path(bundle)
@@ -413,6 +433,7 @@ WEBAPP = (Path(__file__).resolve().parent.parent/"webapp" if "__file__" in globa
           else Path("../../webapp").resolve())
 ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 
+# %% ../nbs/lessons/03c_deploy.ipynb #501d4d3c
 def build_webapp(dist=None, source=None, webapp=None):
     ("Build the static web app into `dist` (default webapp/dist): "
      "the page, onnxruntime-web's files and an exported model.")
