@@ -6,8 +6,7 @@ Docs: https://htc-education.github.io/htc_dl/core/pretrained.html.md"""
 
 # %% auto #0
 __all__ = ['rename_in_order', 'lite0_checkpoint', 'imagenet_model', 'imagenet_labels', 'imagenet_probabilities',
-           'predict_imagenet', 'pretrained_learner', 'activation_bytes', 'statistics_frozen', 'recompute_activations',
-           'malloc_settings', 'release_memory']
+           'predict_imagenet', 'pretrained_learner', 'activation_bytes', 'statistics_frozen', 'recompute_activations']
 
 # %% ../nbs/core/02_pretrained.ipynb #923710c6
 import os
@@ -162,28 +161,3 @@ def recompute_activations(learn):
         stage.forward = lambda x, run=run, contexts=frozen_when_recomputed: checkpoint(
             run, x, use_reentrant=False, context_fn=contexts)
     return learn
-
-# %% ../nbs/core/02_pretrained.ipynb #b561f53a
-def _libc():
-    "glibc, or None on another C library."
-    import ctypes
-    try: return ctypes.CDLL("libc.so.6")
-    except OSError: return None
-
-def malloc_settings(mmap_threshold=None, arena_max=None):
-    ("glibc malloc: buffers of `mmap_threshold` bytes and up mapped on their own, "
-     "at most `arena_max` arenas. Returns the settings glibc took.")
-    libc, taken = _libc(), {}
-    settings = (("mmap_threshold", -3, mmap_threshold), ("arena_max", -8, arena_max))
-    for name, option, value in settings:
-        if value is not None and libc is not None and libc.mallopt(option, int(value)) == 1:
-            taken[name] = int(value)
-    return taken
-
-# %% ../nbs/core/02_pretrained.ipynb #015af884
-def release_memory():
-    "Collect garbage and hand the memory malloc keeps back to the system (glibc's malloc_trim)."
-    import gc
-    gc.collect()
-    libc = _libc()
-    if libc is not None: libc.malloc_trim(0)
