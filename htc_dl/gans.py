@@ -63,7 +63,8 @@ def generator_step(generator, critic, opt, codes):
 # %% ../nbs/core/07_gans.ipynb #22a16785
 def train_gan(generator, critic, x, epochs=20, bs=64, lr=5e-4, betas=(0.5, 0.999), seed=0,
               progress=False):
-    "Alternate a critic step and a generator step per batch of `x`; the models and each step's losses."
+    ("Alternate a critic step and a generator step per batch of `x`; "
+     "the models and each step's losses.")
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
     opt_c = torch.optim.Adam(critic.parameters(), lr, betas=betas)
@@ -106,8 +107,9 @@ def generate(generator, codes):
     "The generator's digits for `codes` (n, n_latent): brightnesses in [0, 1], shape (n, 28, 28)."
     codes = torch.as_tensor(codes, dtype=torch.float32)
     if codes.ndim != 2 or codes.shape[1] != generator.n_latent:
-        raise ValueError(f"codes must have shape (n, {generator.n_latent}), got {tuple(codes.shape)}; "
-                         f"draw them with torch.randn(n, {generator.n_latent}).")
+        n = generator.n_latent
+        raise ValueError(f"codes must have shape (n, {n}), got {tuple(codes.shape)}; "
+                         f"draw them with torch.randn(n, {n}).")
     was_training = generator.training
     generator.eval()
     with torch.no_grad(): images = generator(codes).clamp(0, 1)
@@ -164,7 +166,8 @@ def cached_gan(folder=None, **train_args):
 # %% ../nbs/core/07_gans.ipynb #53dd9f12
 def recognisable_share(classifier, images, threshold=0.9):
     "Fraction of `images` that `classifier` reads as some digit with probability >= `threshold`."
-    return (digit_probabilities(classifier, images).max(1).values >= threshold).float().mean().item()
+    confidence = digit_probabilities(classifier, images).max(1).values
+    return (confidence >= threshold).float().mean().item()
 
 def digit_coverage(classifier, images):
     "Share of each digit 0-9 among the classifier's readings of `images` (10 numbers, sum 1)."
@@ -229,7 +232,7 @@ def show_digits(images, n_cols=10, title=None, ax=None, size=1.0):
 
 # %% ../nbs/core/07_gans.ipynb #bba977ae
 def nearest_training(images, training):
-    "For each of `images`, the row of its nearest `training` digit (pixel distance) and that distance."
+    "For each of `images`, the row of its nearest `training` digit and their RMS pixel distance."
     a = torch.as_tensor(images, dtype=torch.float32).reshape(len(images), -1)
     b = torch.as_tensor(training, dtype=torch.float32).reshape(len(training), -1)
     distances, rows = torch.cdist(a, b).min(1)
@@ -246,7 +249,7 @@ def judge_digits(classifier, images, reference):
 
 # %% ../nbs/core/07_gans.ipynb #aaa4e0c7
 def damage(images, block=12, noise=0.5, seed=0):
-    "Digits (n, 28, 28) with a random `block`-pixel grey square and Gaussian noise, clipped to [0, 1]."
+    "Digits (n, 28, 28) with a random `block`-pixel grey square and Gaussian noise, in [0, 1]."
     g = torch.Generator().manual_seed(seed)
     damaged = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 28, 28).clone()
     corners = torch.randint(4, 28 - block - 3, (len(damaged), 2), generator=g)
@@ -256,9 +259,9 @@ def damage(images, block=12, noise=0.5, seed=0):
 
 # %% ../nbs/core/07_gans.ipynb #257ef2db
 def _conv(n_in, n_out):
-    "Two 3x3 convolutions with ReLUs, keeping the size."
-    return nn.Sequential(nn.Conv2d(n_in, n_out, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(n_out, n_out, 3, padding=1), nn.ReLU())
+    "Two 3x3 convolutions with leaky ReLUs (no unit dies as L1 pulls to black), same size."
+    return nn.Sequential(nn.Conv2d(n_in, n_out, 3, padding=1), nn.LeakyReLU(0.1),
+                         nn.Conv2d(n_out, n_out, 3, padding=1), nn.LeakyReLU(0.1))
 
 class DigitUNet(nn.Module):
     "A small U-Net for 28x28 digits: down 28 -> 14 -> 7, then up with skip connections."
@@ -280,8 +283,8 @@ class DigitUNet(nn.Module):
 
 # %% ../nbs/core/07_gans.ipynb #385448a1
 def train_restorer(unet, damaged, clean, epochs=8, bs=64, lr=2e-3, adversarial=0.0, seed=0):
-    ("Fit `unet` to map `damaged` digits to `clean` ones with the L1 loss, plus `adversarial` x the "
-     "GAN loss against a critic trained alongside; the U-Net and its per-epoch L1.")
+    ("Fit `unet` to map `damaged` digits to `clean` ones with the L1 loss, plus `adversarial` "
+     "x the GAN loss against a critic trained alongside; the U-Net and its per-epoch L1.")
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
     clean = torch.as_tensor(clean, dtype=torch.float32).reshape(-1, 28, 28)
@@ -310,4 +313,5 @@ def train_restorer(unet, damaged, clean, epochs=8, bs=64, lr=2e-3, adversarial=0
 
 def restore(unet, damaged):
     "The U-Net's restorations of `damaged` digits, (n, 28, 28) in [0, 1], without gradients."
-    with torch.no_grad(): return unet.eval()(torch.as_tensor(damaged, dtype=torch.float32)).clamp(0, 1)
+    with torch.no_grad():
+        return unet.eval()(torch.as_tensor(damaged, dtype=torch.float32)).clamp(0, 1)
