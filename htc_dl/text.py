@@ -223,7 +223,7 @@ def fit_lstm(dls, vectors=None, steps=120, lr=5e-3, seed=0):
         learn.fit_one_cycle(_epochs(dls, steps), lr, cbs=_no_validation())
     return learn
 
-def fit_ulmfit(dls, encoder, config, steps=120, lr=1e-2, seed=0):
+def fit_ulmfit(dls, encoder, config, steps=120, lr=2e-2, seed=0):
     ("A classifier on the fine-tuned `encoder` (a saved file), trained by gradual unfreezing "
      "with discriminative learning rates: the head, then the top layer, then all.")
     from fastai.text.all import text_classifier_learner, AWD_LSTM, accuracy, set_seed
@@ -258,13 +258,14 @@ def label_budget_experiment(labelled, vocab, encoder, config, budgets, steps=120
     return pd.DataFrame(results).T.rename_axis("training labels")
 
 # %% ../nbs/core/07_text.ipynb #ea913ab8
-def word_attributions(forward, layer, ids, target, pad_idx=1, n_steps=32):
-    "Integrated gradients of class `target`'s logit for each token of `ids` (1-D), at `layer`."
+def word_attributions(forward, layer, ids, target, baseline_idx=1, n_steps=32):
+    ("Integrated gradients of class `target`'s logit for each token of `ids` (1-D), at `layer`, "
+     "from a baseline of token `baseline_idx` everywhere (padding by default).")
     require_extra("interpret")
     from captum.attr import LayerIntegratedGradients
     ids = torch.as_tensor(ids)[None]
     ig = LayerIntegratedGradients(forward, layer)
-    scores, delta = ig.attribute(ids, torch.full_like(ids, pad_idx), target=int(target),
+    scores, delta = ig.attribute(ids, torch.full_like(ids, baseline_idx), target=int(target),
                                  n_steps=n_steps, return_convergence_delta=True)
     return scores.sum(-1)[0].detach(), float(delta)
 
