@@ -42,10 +42,11 @@ def expected_links(nb_path):
 
 def test_course_order_comes_from_the_file_names():
     places = {p.stem[:3].rstrip("_"): place_in_course(p) for p in LESSONS}
-    assert len(LESSONS) == 13, [p.stem for p in LESSONS]
+    assert len(LESSONS) == 15, [p.stem for p in LESSONS]
     assert (places["03a"], places["03c"], places["04"], places["04b"]) == ((3, 1, 3), (3, 3, 3),
                                                                            (4, 1, 3), (4, 3, 3))
-    assert (places["05"], places["06a"], places["06f"]) == ((5, 1, 1), (6, 1, 6), (6, 6, 6))
+    assert (places["05"], places["06a"], places["06f"]) == ((5, 1, 1), (6, 1, 8), (6, 6, 8))
+    assert (places["06g"], places["06h"]) == ((6, 7, 8), (6, 8, 8))
 
 
 @pytest.mark.parametrize("nb_path", LESSONS, ids=lambda p: p.stem)
