@@ -1,4 +1,4 @@
-"""Lesson 6, part 2 of 6 (fastbook chapter 8): predict how much a user will like a movie from nothing but who rated what, by learning a taste vector for every user and every movie.
+"""Lesson 6, part 2 of 8 (fastbook chapter 8): predict how much a user will like a movie from nothing but who rated what, by learning a taste vector for every user and every movie.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/collab.html.md"""
 

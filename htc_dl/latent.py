@@ -1,4 +1,4 @@
-"""Lesson 6, part 5 of 6: squeeze real MNIST digits into a few numbers, draw them back, and steer the drawing with sliders: a PCA baseline, an autoencoder and a variational autoencoder, each built from scratch in PyTorch.
+"""Lesson 6, part 5 of 8: squeeze real MNIST digits into a few numbers, draw them back, and steer the drawing with sliders: a PCA baseline, an autoencoder and a variational autoencoder, each built from scratch in PyTorch.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/latent_spaces.html.md"""
 

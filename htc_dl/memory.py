@@ -33,7 +33,7 @@ def return_freed_memory_promptly(threshold=1 << 16):
     # -3 is M_MMAP_THRESHOLD; mallopt returns 1 on success
     return libc is not None and hasattr(libc, "mallopt") and libc.mallopt(-3, threshold) == 1
 
-# %% ../nbs/core/00c_memory.ipynb #7069f610
+# %% ../nbs/core/00c_memory.ipynb #87a2bd80
 def use_few_malloc_arenas(arenas=2):
     "Let glibc's threads share at most `arenas` malloc arenas; True where it took effect."
     if isinstance(arenas, bool) or not isinstance(arenas, int) or arenas <= 0:

@@ -1,4 +1,4 @@
-"""Lesson 6, part 3 of 6 (fastbook chapter 6): the same pretrained body, a different target block, a different loss and a metric that needs a threshold.
+"""Lesson 6, part 3 of 8 (fastbook chapter 6): the same pretrained body, a different target block, a different loss and a metric that needs a threshold.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/multilabel.html.md"""
 

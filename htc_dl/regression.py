@@ -1,4 +1,4 @@
-"""Lesson 6, part 4 of 6 (fastbook chapter 6): find the centre of a face. The target is a point, so the block, the last layer and the loss change; the body does not.
+"""Lesson 6, part 4 of 8 (fastbook chapter 6): find the centre of a face. The target is a point, so the block, the last layer and the loss change; the body does not.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/regression.html.md"""
 

@@ -1,4 +1,4 @@
-"""Lesson 6, part 1 of 6 (fastbook chapter 5, second half): pick a learning rate with `lr_find`, see what a pretrained body already knows, fine-tune it by hand with discriminative learning rates, and train in mixed precision where the hardware allows.
+"""Lesson 6, part 1 of 8 (fastbook chapter 5, second half): pick a learning rate with `lr_find`, see what a pretrained body already knows, fine-tune it by hand with discriminative learning rates, and train in mixed precision where the hardware allows.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/transfer_learning.html.md"""
 

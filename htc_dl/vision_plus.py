@@ -1,4 +1,4 @@
-"""Lesson 6, part 6 of 6 (the lecture notes' topics after the classifier): label every pixel of a street scene with a U-Net, feed a pretrained body four bands instead of three, train small then large, and anneal the learning rate; then run this lesson's training on several processes with Accelerate.
+"""Lesson 6, part 6 of 8 (the lecture notes' topics after the classifier): label every pixel of a street scene with a U-Net, feed a pretrained body four bands instead of three, train small then large, and anneal the learning rate; then run this lesson's training on several processes with Accelerate.
 
 Docs: https://htc-education.github.io/htc_dl/lessons/beyond_classification.html.md"""
 
