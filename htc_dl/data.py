@@ -437,8 +437,9 @@ def movielens(source="auto", size=None):
     return load("movielens", source, size)
 
 def reviews(source="auto", size=None):
-    ("Reviews labelled 'negative' or 'positive': small in IMDB_SAMPLE's layout (`texts.csv`), "
-     "full in IMDB's (`train/pos`, `train/neg`, `test/...`, `unsup`); read them with `review_texts`.")
+    ("Reviews labelled 'negative' or 'positive': small in IMDB_SAMPLE's layout "
+     "(`texts.csv`), full in IMDB's (`train/pos`, `train/neg`, `test/...`, `unsup`); "
+     "read them with `review_texts`.")
     return load("reviews", source, size)
 
 def breed_folders(breeds=FOLDER_BREEDS, source="auto", size=None):
@@ -487,8 +488,9 @@ def _read_texts_csv(csv_path):
     df = pd.read_csv(csv_path)
     missing = [c for c in ("label", "text", "is_valid") if c not in df.columns]
     if missing:
-        raise ValueError(f"{csv_path} needs columns label, text, is_valid (IMDB_SAMPLE's); got "
-                         f"{list(df.columns)}. Rename them, or delete the folder to write it again.")
+        raise ValueError(f"{csv_path} needs columns label, text, is_valid (IMDB_SAMPLE's); "
+                         f"got {list(df.columns)}. Rename them, or delete the folder to write "
+                         "it again.")
     return df[["label", "text", "is_valid"]].assign(is_valid=df.is_valid.astype(bool))
 
 def review_texts(path):

@@ -404,9 +404,9 @@ def _is_valid(n):
     return (np.arange(n) // 2) % 5 == 4
 
 # %% ../nbs/core/00a_offline.ipynb #9699b52c
-_REVIEWS_README = ("Offline copy: the Women's E-Commerce Clothing Reviews (Nick Brooks, Kaggle; CC0), "
-                   "1-2 stars negative, 4-5 stars positive, 3 stars and the extra positives "
-                   "unlabelled.\n")
+_REVIEWS_README = ("Offline copy: the Women's E-Commerce Clothing Reviews "
+                   "(Nick Brooks, Kaggle; CC0), 1-2 stars negative, 4-5 stars positive, "
+                   "3 stars and the extra positives unlabelled.\n")
 
 def write_review_sample(dest, n_labelled, n_unlabelled, seed=0):
     ("Write IMDB_SAMPLE's layout (`texts.csv`: label, text, is_valid) from the shipped reviews, "
@@ -415,7 +415,8 @@ def write_review_sample(dest, n_labelled, n_unlabelled, seed=0):
     dest.mkdir(parents=True)
     texts = labelled[:n_labelled].drop(columns="rating")
     texts.assign(is_valid=_is_valid(len(texts))).to_csv(dest/"texts.csv", index=False)
-    if n_unlabelled: unlabelled[:n_unlabelled].to_frame("text").to_csv(dest/"unsup.csv", index=False)
+    if n_unlabelled:
+        unlabelled[:n_unlabelled].to_frame("text").to_csv(dest/"unsup.csv", index=False)
     (dest/"README.txt").write_text(_REVIEWS_README)
 
 def write_review_folders(dest, seed=0):
@@ -428,7 +429,8 @@ def write_review_folders(dest, seed=0):
         folder.mkdir(parents=True, exist_ok=True)
         (folder/f"{i}_{stars}.txt").write_text(text, encoding="utf-8")
     (dest/"unsup").mkdir()
-    for i, text in enumerate(unlabelled): (dest/"unsup"/f"{i}_0.txt").write_text(text, encoding="utf-8")
+    for i, text in enumerate(unlabelled):
+        (dest/"unsup"/f"{i}_0.txt").write_text(text, encoding="utf-8")
     (dest/"README").write_text(_REVIEWS_README)
 
 def write_reviews(dest, size):

@@ -1,11 +1,14 @@
-"""Every code line of every lesson fits on the site: at most 100 characters, so a reader never
-scrolls sideways in a code box. Markdown cells are prose and are not counted."""
+"""Every code line of every notebook (lessons, core and apps) fits on the site: at most 100
+characters, so a reader never scrolls sideways in a code box. Markdown cells are prose and are not
+counted."""
 import json
 from pathlib import Path
 
 import pytest
 
-LESSONS = sorted((Path(__file__).resolve().parent.parent/"nbs"/"lessons").glob("*.ipynb"))
+NBS = Path(__file__).resolve().parent.parent/"nbs"
+LESSONS = sorted((NBS/"lessons").glob("*.ipynb"))
+NOTEBOOKS = LESSONS + sorted((NBS/"core").glob("*.ipynb")) + sorted((NBS/"apps").glob("*.ipynb"))
 LIMIT = 100
 
 
@@ -31,8 +34,8 @@ def test_there_are_lessons_to_check():
     assert len(LESSONS) >= 13, [p.name for p in LESSONS]
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_lesson_code_lines_fit_in_100_characters(lesson):
+@pytest.mark.parametrize("lesson", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_code_lines_fit_in_100_characters(lesson):
     found = long_code_lines(lesson)
     listed = "\n".join(f"  cell {n}, {len(line)} characters: {line.strip()[:70]}"
                        for n, line in found)
