@@ -6,7 +6,7 @@ Facts this relies on (see /work/shared/FIELD_NOTES.md): Debian's chromium at /us
 `playwright` package (never `playwright install`); every GET of a notebook starts a kernel, so readiness is polled
 on a static file; ipywidgets 8 uploads go through a file chooser, not `set_input_files`.
 """
-import json, os, re, signal, socket, subprocess, sys, time, urllib.request
+import contextlib, json, os, re, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,24 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def static_server(folder, ready="index.html"):
+    "Serve `folder` with `python -m http.server` on 127.0.0.1; yields the base URL once `ready` answers."
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                             "--directory", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/{ready}", timeout=1): break
+            except OSError: time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate(); proc.wait(10)
 
 
 class VoilaServer:

@@ -2,14 +2,14 @@
 here, turned into a post by `python -m htc_dl.blog`, served on 127.0.0.1 and opened in Debian's
 Chromium. Every picture and formula must render, no request may leave the page's host, and bad
 notebooks get a message that says what to do."""
-import os, subprocess, sys, time, urllib.request
+import os, subprocess, sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from PIL import Image
 
-from browser_helpers import require_chromium, free_port, launch_chromium
+from browser_helpers import require_chromium, launch_chromium, static_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sync_playwright = require_chromium()
@@ -63,17 +63,7 @@ def posts(executed, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(posts):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                             "--directory", str(posts)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"{base}/with-code/index.html", timeout=1): break
-        except OSError: time.sleep(0.1)
-    yield base
-    proc.terminate(); proc.wait(10)
+    with static_server(posts, ready="with-code/index.html") as base: yield base
 
 
 def open_post(server, name):

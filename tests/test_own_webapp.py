@@ -4,7 +4,7 @@ cat, coffee and rocket), saved the course's way, turned into the static web app 
 show that model's labels and answer like Python's onnxruntime with the threshold chosen on the
 model's validation pictures; the command must refuse bad models with a message that names the fix,
 writing nothing."""
-import json, os, re, subprocess, sys, time, urllib.request
+import json, os, re, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from browser_helpers import require_chromium, free_port, launch_chromium
+from browser_helpers import require_chromium, launch_chromium, static_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = {"chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
@@ -111,17 +111,7 @@ def test_the_bundle_holds_the_labels_and_the_threshold_chosen_on_validation_pict
 
 @pytest.fixture(scope="module")
 def server(site):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                             "--directory", str(site)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"{base}/index.html", timeout=1): break
-        except OSError: time.sleep(0.1)
-    yield base
-    proc.terminate(); proc.wait(10)
+    with static_server(site) as base: yield base
 
 
 @pytest.fixture(scope="module")

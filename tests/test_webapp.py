@@ -1,14 +1,15 @@
 """The static web app (webapp/): built from the lesson's export, served by `python -m http.server` on 127.0.0.1 and
 driven in Debian's Chromium. It must answer like Python's onnxruntime on real photos, explain bad files and keep
 working, load fast, and never send a request anywhere but the page's own server."""
-import json, os, re, socket, subprocess, sys, time, urllib.request
+import json, os, re, time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser_helpers import require_chromium, free_port, launch_chromium, load_scaled_budget, screenshot
+from browser_helpers import (require_chromium, launch_chromium, load_scaled_budget, screenshot,
+                             static_server)
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBAPP = ROOT/"webapp"
@@ -30,16 +31,7 @@ def dist(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(dist):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(dist)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"{base}/index.html", timeout=1): break
-        except OSError: time.sleep(0.1)
-    yield base
-    proc.terminate(); proc.wait(10)
+    with static_server(dist) as base: yield base
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,14 @@
 the video, freezes, sends no frame anywhere, and explains a missing, denied, busy or insecure
 camera while uploads keep working. Also the honest answer of a model with its own labels
 (answers.json's "threshold" rule, webapp/answer.js)."""
-import json, re, subprocess, sys, time, urllib.request
+import json, re, time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, fake_camera_args, free_port, photo_video,
-                             require_chromium)
+from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, fake_camera_args, photo_video,
+                             require_chromium, static_server)
 
 sync_playwright = require_chromium()
 INSECURE_HOST = "camera.test"   # the browser resolves it to 127.0.0.1, but it is not secure
@@ -37,17 +37,8 @@ def video(tmp_path_factory, dist):
 
 @pytest.fixture(scope="module")
 def server(dist):
-    "The port of `python -m http.server` serving the built page on 127.0.0.1."
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                             "--directory", str(dist)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=1): break
-        except OSError: time.sleep(0.1)
-    yield port
-    proc.terminate(); proc.wait(10)
+    "The port of the server of the built page on 127.0.0.1."
+    with static_server(dist) as base: yield int(base.rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")
