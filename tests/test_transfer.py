@@ -98,16 +98,13 @@ def test_precision_mode_picks_the_default_device_like_pytorch():
     assert (mode == "fp16") == torch.cuda.is_available()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="this machine has no GPU")
-def test_precision_mode_for_cuda_on_a_gpu_is_fp16_with_a_loss_scaler():
-    mode, why = precision_mode("cuda")
-    assert mode == "fp16" and "loss scaler" in why
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_precision_mode_for_cuda_without_a_gpu_names_the_problem_and_the_fix():
-    with pytest.raises(ValueError, match="no CUDA GPU.*use 'cpu'"):
-        precision_mode("cuda")
+def test_precision_mode_for_cuda_is_fp16_on_a_gpu_and_otherwise_names_the_problem_and_the_fix():
+    if torch.cuda.is_available():
+        mode, why = precision_mode("cuda")
+        assert mode == "fp16" and "loss scaler" in why
+    else:
+        with pytest.raises(ValueError, match="no CUDA GPU.*use 'cpu'"):
+            precision_mode("cuda")
 
 
 @pytest.mark.parametrize("device", ["gpu0", 3.5])
