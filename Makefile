@@ -78,12 +78,13 @@ pytest: install browser
 	$(BIN)/python -m pytest -q -ra --durations=15 tests/
 
 # Every notebook runs once per mode, on a copy of nbs/ whose executed notebooks (outputs saved) the site is built from.
-# nbdev-test starts notebooks in name order, so the longest (lessons 06a, 06f and 06g, 3-5 minutes each) would start
-# last and finish alone: they run one after the other in a stream of their own, beside a stream of all the others.
+# nbdev-test starts notebooks in name order, so the longest (lessons 06a, 06f, 06g and 06h, 2-5 minutes each)
+# would start last and finish alone: they run one after the other in a stream of their own, beside a stream of all
+# the others.
 # Each stream runs its kernels with one OpenMP/MKL thread: two streams on 2 cores, each with two threads, spin-wait
 # against each other.
 EXECUTED := build/executed
-LONG := 06a_transfer_learning 06f_beyond_classification 06g_text
+LONG := 06a_transfer_learning 06f_beyond_classification 06g_text 06h_gans
 space := $(eval) $(eval)
 names_re = ^($(subst $(space),|,$(strip $(1))))\.ipynb$$
 STREAM_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
