@@ -13,7 +13,7 @@ from browser_helpers import (require_chromium, launch_chromium, load_scaled_budg
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBAPP = ROOT/"webapp"
-# The targets are 3 s until the model is ready and 60 ms per photo on an idle machine; bench/deploy.py reports
+# The project's targets are 3 s until the model is ready and 60 ms per photo on an idle machine; bench/deploy.py reports
 # them. The tests guard against regressions with looser budgets (stretched by the load, at most 4x) that a shared,
 # busy CI runner still meets; set these to 3000 and 60 to hold a quiet machine to the targets.
 READY_BUDGET_MS = float(os.environ.get("HTC_DL_WEBAPP_READY_MS", "10000"))
