@@ -1,6 +1,6 @@
 """Every lesson follows one template: a title, a one-line subtitle naming its place in the course, one
 Colab and one Binder link at its own path, the same Colab setup cell, a "What we did" recap whose bullets
-point back at the lesson's sections, and the self-check quiz as the last code cell."""
+point back at the lesson's sections, and the self-check quiz in the last code cells."""
 import json, re
 from pathlib import Path
 
@@ -18,11 +18,19 @@ if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "htc_dl[course] @ git+https://github.com/htc-education/htc_dl"], check=True)"""
-QUIZ_START = "from htc_dl.quiz import Question, quiz\nquiz([\n"
+QUIZ_START = "from htc_dl.quiz import Question, quiz\nquestions = [\n"
+QUIZ_MORE, QUIZ_END = "questions += [\n", "quiz(questions)"
 
 
 def cells(nb_path):
     return [(c["cell_type"], "".join(c["source"])) for c in json.loads(nb_path.read_text())["cells"]]
+
+
+def ending(nb_path):
+    "(cells before the recap, recap, heading, quiz cells): what follows the last markdown cell."
+    found = cells(nb_path)
+    last = max(n for n, (kind, _) in enumerate(found) if kind == "markdown")
+    return found[:last - 1], found[last - 1], found[last], found[last + 1:]
 
 
 def place_in_course(nb_path):
@@ -77,18 +85,25 @@ def test_first_code_cell_is_the_course_s_colab_setup(nb_path):
 
 @pytest.mark.parametrize("nb_path", LESSONS, ids=lambda p: p.stem)
 def test_lesson_ends_with_what_we_did_then_the_self_check_quiz(nb_path):
-    *_, (recap_kind, recap), (heading_kind, heading), (quiz_kind, quiz_cell) = cells(nb_path)
+    "The quiz: `questions = [...]`, then `questions += [...]` cells, then `quiz(questions)`."
+    _, (recap_kind, recap), (heading_kind, heading), quiz_cells = ending(nb_path)
     assert recap_kind == "markdown" and recap.startswith("## What we did\n"), recap[:80]
     assert heading_kind == "markdown" and heading.startswith("## Self-check"), heading[:80]
-    assert quiz_kind == "code" and quiz_cell.startswith(QUIZ_START), quiz_cell[:80]
-    assert quiz_cell.rstrip().endswith("])"), quiz_cell[-80:]
+    assert len(quiz_cells) >= 2, quiz_cells
+    assert all(kind == "code" for kind, _ in quiz_cells), [kind for kind, _ in quiz_cells]
+    first, *middle, last = [source for _, source in quiz_cells]
+    assert first.startswith(QUIZ_START), first[:80]
+    assert all(source.startswith(QUIZ_MORE) for source in middle), [s[:40] for s in middle]
+    assert all(source.endswith("\n]") for source in [first, *middle]), "a list left open"
+    assert last == QUIZ_END, last[:80]
+    assert max(len(source.splitlines()) for source in [first, *middle]) <= 15, "over 15 lines"
 
 
 @pytest.mark.parametrize("nb_path", LESSONS, ids=lambda p: p.stem)
 def test_recap_bullets_each_point_back_at_a_section_of_the_lesson(nb_path):
-    sections = [line.split(" ", 1)[1] for kind, source in cells(nb_path)[:-3] if kind == "markdown"
+    before, (_, recap), *_ = ending(nb_path)
+    sections = [line.split(" ", 1)[1] for kind, source in before if kind == "markdown"
                 for line in source.splitlines() if line.startswith(("## ", "### "))]
-    recap = cells(nb_path)[-3][1]
     bullets = [line for line in recap.splitlines() if line.startswith("- ")]
     assert 4 <= len(bullets) <= 6, bullets
     named = [re.match(r"- \*\*(.+?)\*\*", b) for b in bullets]
