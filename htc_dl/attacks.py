@@ -49,6 +49,7 @@ def photo_pixels(photo, size=224):
     a = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
     return torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #00ad2d1a
 def to_grey_levels(x):
     "x rounded to whole grey levels (multiples of 1/255), as saving it as a PNG would."
     return (x * 255).round() / 255
@@ -148,6 +149,7 @@ def grad_cam(model, layer, x, target):
     grad, = torch.autograd.grad(score, store["a"])
     return F.relu((grad.mean((2, 3), keepdim=True) * store["a"]).sum(1)).detach()
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #fbb57574
 def correlation(a, b):
     "Pearson correlation of two maps (any shapes with the same number of values)."
     return float(np.corrcoef(torch.as_tensor(a).flatten().double().numpy(),

@@ -75,6 +75,7 @@ def nearest_mean(images, means, distance=l1_distance):
         raise ValueError(f"need at least 2 mean images to choose between, got {len(means)}.")
     return torch.stack([distance(images, m) for m in means], dim=-1).argmin(-1)
 
+# %% ../nbs/lessons/03b_mnist_basics.ipynb #c25531bb
 def pixel_similarity_accuracy(valid_stacks, means, distance=l1_distance):
     ("`(overall, per_class)` accuracy of `nearest_mean` on one "
      "validation stack per class, in the order of `means`.")

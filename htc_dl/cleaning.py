@@ -90,16 +90,19 @@ class CleanerDecisions:
 JOURNAL = "cleaning_journal.json"
 PAST = {"delete": "deleted", "relabel": "relabelled"}
 
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #2ff3015b
 def quarantine_folder(root):
     ("Where `apply_cleaner_decisions` moves deleted images: a sibling "
      "of `root`, so `get_image_files(root)` no longer sees them.")
     root = Path(root)
     return root.parent/f"{root.name}_quarantine"
 
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #f45c98eb
 def _read_journal(quarantine):
     journal = Path(quarantine)/JOURNAL
     return json.loads(journal.read_text()) if journal.exists() else []
 
+# %% ../nbs/lessons/03a_from_model_to_app.ipynb #7f144580
 def _write_journal(quarantine, entries):
     "Write the journal to a temporary file, then rename it over the old one."
     from htc_dl.data import write_file_atomically

@@ -123,6 +123,7 @@ def _checked_start(land, start):
     return (_check_number("start x", x, -e, e, f"Start inside the picture, from {-e} to {e}."),
             _check_number("start y", y, -e, e, f"Start inside the picture, from {-e} to {e}."))
 
+# %% ../nbs/lessons/04a_landscape.ipynb #95cac4f0
 def _checked_noise(lr, steps, noise, seed):
     "`noise` as a float if `descend` accepts all four values, else a ValueError naming the bad one."
     if _check_number("lr", lr, advice="Try 0.1.") <= 0:

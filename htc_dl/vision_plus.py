@@ -31,6 +31,7 @@ def lite0_encoder(pretrained=True):
                                if pretrained else {}))
     return nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:6])
 
+# %% ../nbs/lessons/06f_beyond_classification.ipynb #ab133778
 def register_lite0_for_unet():
     ("Tell fastai how to cut (keep it all), split (body, decoder) and "
      "normalise (ImageNet stats) `lite0_encoder`, as for a torchvision arch.")
