@@ -1,7 +1,10 @@
 """bench/RESULTS.md from a run's record: the Markdown renderers of `make bench`, apart from the code that measures.
 
 `python bench/run_all.py --render` calls `render(run)` on test-output/bench/run.json without measuring again.
+`write_readme_goals` copies the page's goals table into README.md.
 """
+import os
+from pathlib import Path
 from goals import goals_md
 
 FULL_ON_CPU = ("06b_",)   # full modes that fit in `make bench` on 2 CPU cores (the full MovieLens-sized ratings)
@@ -189,3 +192,33 @@ def render(run):
     parts += [apps_md(sec["apps"], sec["voila"]), imports_md(sec["imports"]), precision_md(sec["precision"], run["cuda"])]
     parts += [markdown_section(name, sec[name]) for name in sec if name not in BUILT_IN]
     return "\n\n".join(parts) + "\n"
+
+
+README_START = "<!-- goals: written by make bench from bench/RESULTS.md -->"
+README_END = "<!-- end of goals -->"
+
+
+def goals_block(results):
+    "RESULTS.md's date and CPU lines, then its Goals table, copied from the Markdown `results`."
+    lines = results.splitlines()
+    if "## Goals" not in lines:
+        raise ValueError("the results have no '## Goals' section: write them with render() "
+                         "(`python bench/run_all.py --render`)")
+    at = lines.index("## Goals")
+    ends = [i for i, l in enumerate(lines) if i > at and l.startswith("## ")] + [len(lines)]
+    run = [l for l in lines[:at] if l.startswith(("- Date: ", "- CPU: "))]
+    return "\n".join(run + [""] + [l for l in lines[at:ends[0]] if l.startswith("|")])
+
+
+def write_readme_goals(results, readme):
+    "Put `goals_block(results)` between `readme`'s goals markers (a temp file, then a rename)."
+    readme = Path(readme)
+    text = readme.read_bytes().decode()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} needs the lines {README_START!r} and {README_END!r}, in that "
+                         "order, where the goals table goes: add them, then run this again")
+    text = text[:start + len(README_START)] + "\n\n" + goals_block(results) + "\n\n" + text[end:]
+    tmp = readme.with_name(f".{readme.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(text.encode())
+    os.replace(tmp, readme)

@@ -20,11 +20,13 @@ of RESULTS.md collects each target and this run's figure for it (bench/goals.py)
   BENCH_OUT           where the Markdown goes (default bench/RESULTS.md); raw figures go to test-output/bench/run.json
 
 `python bench/run_all.py --render` rewrites the Markdown from test-output/bench/run.json without measuring again.
+Either way the goals table of bench/RESULTS.md is copied into README.md, between its goals markers
+(not when BENCH_OUT writes the page elsewhere).
 """
 import datetime, json, os, platform, subprocess, sys, threading, time, traceback
 from pathlib import Path
 
-from report import FULL_ON_CPU, render
+from report import FULL_ON_CPU, render, write_readme_goals
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -186,11 +188,16 @@ def write_atomically(path, text):
     write_file_atomically(path, lambda tmp: tmp.write_text(text))
 
 
+def write_readme(out_path, text):
+    "README.md's goals block copies bench/RESULTS.md (not a page written elsewhere with BENCH_OUT)."
+    if out_path.resolve() == BENCH / "RESULTS.md": write_readme_goals(text, ROOT / "README.md")
+
+
 def main():
     out_path = Path(os.environ.get("BENCH_OUT") or BENCH / "RESULTS.md")
     if "--render" in sys.argv:   # rewrite the Markdown from the last run's record, e.g. after editing this file
         text = render(json.loads((RAW / "run.json").read_text()))
-        write_atomically(out_path, text); print(text); return
+        write_atomically(out_path, text); write_readme(out_path, text); print(text); return
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = Clock(env_int("BENCH_BUDGET_S", 4500))
     reserve = env_int("BENCH_RESERVE_S", 2400)
@@ -232,6 +239,7 @@ def main():
     write_atomically(RAW / "run.json", json.dumps(run, indent=1))
     text = render(run)
     write_atomically(out_path, text)
+    write_readme(out_path, text)
     print("\n" + text, flush=True)
     print(f"Wrote {out_path} in {clock.elapsed() / 60:.1f} min (raw figures: {RAW / 'run.json'}).", flush=True)
     return crashed(run)
