@@ -44,6 +44,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def run_module(module, *args, timeout=600):
+    "Run `python -m MODULE ARGS` with this checkout's htc_dl first on the path; the finished process."
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": path}, timeout=timeout)
+
+
 @contextlib.contextmanager
 def static_server(folder, ready="index.html"):
     "Serve `folder` with `python -m http.server` on 127.0.0.1; yields the base URL once `ready` answers."

@@ -2,16 +2,13 @@
 here, turned into a post by `python -m htc_dl.blog`, served on 127.0.0.1 and opened in Debian's
 Chromium. Every picture and formula must render, no request may leave the page's host, and bad
 notebooks get a message that says what to do."""
-import os, subprocess, sys
-from pathlib import Path
 
 import nbformat
 import pytest
 from PIL import Image
 
-from browser_helpers import require_chromium, launch_chromium, static_server
+from browser_helpers import require_chromium, launch_chromium, run_module, static_server
 
-ROOT = Path(__file__).resolve().parent.parent
 sync_playwright = require_chromium()
 CELLS = [
     ("markdown", "# What gradient descent does\n\nEach step moves the weights against the "
@@ -26,12 +23,7 @@ CELLS = [
 ]
 
 
-def command(*args):
-    "Run `python -m htc_dl.blog ARGS`; the finished process."
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "htc_dl.blog", *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
-                          timeout=300)
+def blog_command(*args): return run_module("htc_dl.blog", *args, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +45,9 @@ def executed(tmp_path_factory):
 def posts(executed, tmp_path_factory):
     "Two posts of the notebook, as the command writes them: one with its code, one without."
     out = tmp_path_factory.mktemp("posts")
-    done = command(executed, "--out", out/"with-code", "--date", "2026-12-07")
+    done = blog_command(executed, "--out", out/"with-code", "--date", "2026-12-07")
     assert done.returncode == 0 and "Wrote " in done.stdout, done.stderr
-    done = command(executed, "--out", out/"no-code", "--title", "Descending",
+    done = blog_command(executed, "--out", out/"no-code", "--title", "Descending",
                    "--date", "2026-12-08", "--hide-code")
     assert done.returncode == 0, done.stderr
     return out
@@ -125,8 +117,8 @@ def test_a_notebook_that_is_not_json_or_was_never_run_gets_a_message_and_no_post
     for name, message in (
             ("broken.ipynb", "broken.ipynb is not valid JSON, so it is not a notebook"),
             ("unrun.ipynb", "unrun.ipynb has no outputs: it was saved without being run. Run it")):
-        done = command(tmp_path/name, "--out", tmp_path/"post")
+        done = blog_command(tmp_path/name, "--out", tmp_path/"post")
         assert done.returncode == 2 and message in done.stderr and done.stdout == "", done.stderr
-    done = command(executed, "--out", tmp_path/"post", "--date", "07/12/2026")
+    done = blog_command(executed, "--out", tmp_path/"post", "--date", "07/12/2026")
     assert done.returncode == 2 and "--date must be a day as YYYY-MM-DD" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.ipynb", "unrun.ipynb"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from browser_helpers import require_chromium, launch_chromium, static_server
+from browser_helpers import require_chromium, launch_chromium, run_module, static_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = {"chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
@@ -34,6 +34,9 @@ def crops(picture, n, rng, smallest=0.55, largest=1.0):
         c = picture[top:top + h, left:left + w]
         out.append(np.ascontiguousarray(c[:, ::-1] if rng.random() < 0.5 else c))
     return out
+
+
+def own_webapp_command(*args): return run_module("htc_dl.own_webapp", *args, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +66,12 @@ def trained(tmp_path_factory):
     return folder, d/"valid"
 
 
-def command(*args):
-    "Run `python -m htc_dl.own_webapp ARGS`; the finished process."
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "htc_dl.own_webapp", *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
-                          timeout=600)
-
-
 @pytest.fixture(scope="module")
 def site(trained, tmp_path_factory):
     "The page built by the command, as a learner runs it."
     folder, valid = trained
     out = tmp_path_factory.mktemp("site")/"site"
-    done = command("--model", folder, "--valid", valid, "--out", out)
+    done = own_webapp_command("--model", folder, "--valid", valid, "--out", out)
     assert done.returncode == 0, done.stderr
     assert "3 classes; 'not one of my classes' below" in done.stdout, done.stdout
     return out
@@ -202,7 +197,7 @@ def test_a_bad_model_stops_the_command_with_problem_and_fix_writing_nothing(trai
         torch.save(torch.nn.Linear(2, 3), model)
     else: model = damaged(trained, tmp_path, how)
     before = sorted(p.name for p in tmp_path.iterdir())
-    done = command("--model", model, "--valid", trained[1], "--out", tmp_path/"site")
+    done = own_webapp_command("--model", model, "--valid", trained[1], "--out", tmp_path/"site")
     assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stdout)
     assert re.search(message, done.stderr), done.stderr
     assert "save_learner(learn, 'my_model')" in done.stderr, done.stderr
@@ -211,12 +206,12 @@ def test_a_bad_model_stops_the_command_with_problem_and_fix_writing_nothing(trai
 
 def test_without_validation_pictures_or_with_unlabelled_ones_it_says_what_to_pass(trained,
                                                                                   tmp_path):
-    done = command("--model", trained[0], "--out", tmp_path/"site")
+    done = own_webapp_command("--model", trained[0], "--out", tmp_path/"site")
     assert done.returncode == 2
     assert "pass --valid FOLDER, pictures the model did not train on" in done.stderr
     (tmp_path/"pictures"/"dogs").mkdir(parents=True)
     Image.new("RGB", (32, 32)).save(tmp_path/"pictures"/"dogs"/"1.png")
-    done = command("--model", trained[0], "--valid", tmp_path/"pictures", "--out", tmp_path/"site")
+    done = own_webapp_command("--model", trained[0], "--valid", tmp_path/"pictures", "--out", tmp_path/"site")
     assert done.returncode == 2 and "none of the 1 pictures under" in done.stderr
     assert "(cat, coffee, rocket)" in done.stderr
     assert not (tmp_path/"site").exists()
@@ -224,7 +219,7 @@ def test_without_validation_pictures_or_with_unlabelled_ones_it_says_what_to_pas
 
 def test_an_existing_folder_that_is_not_a_built_page_is_never_replaced(trained, tmp_path):
     (tmp_path/"notes.txt").write_text("my notes")
-    done = command("--model", trained[0], "--valid", trained[1], "--out", tmp_path)
+    done = own_webapp_command("--model", trained[0], "--valid", trained[1], "--out", tmp_path)
     assert done.returncode == 2 and "is not a page this command built" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
