@@ -104,7 +104,8 @@ def apps_md(sec, voila):
                             [[r["app"], r.get("response", ""), r.get("n", "-"), f"{r['p50_ms']:.1f}" if "p50_ms" in r else "-",
                               f"{r['p95_ms']:.1f}" if "p95_ms" in r else "-", r.get("target", ""), r.get("error") or r.get("note", "")]
                              for r in sec["result"]]))
-    out += ["", "**Voila cold start**: a fresh Voila configured like `make start` (nbs/apps/voila.json, kernels preheated), "
+    out += ["", "**Voila cold start**: a fresh Voila configured like `make start` (nbs/apps/voila.json) but without "
+            "preheated kernels, as on Binder; "
             "headless Chromium opens the app as soon as the server answers; clock stops at the first visible widget.", ""]
     if "error" in voila: out.append(f"not measured: {voila['error']}")
     else:
