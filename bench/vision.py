@@ -20,7 +20,8 @@ def _timed(fit):
 def segmentation(epochs, lr=3e-3, bs=4):
     "Fixed size vs progressive resizing (half the epochs at half size), U-Net on Lite0: time, error without Void, mean IoU."
     from fastai.vision.all import SegmentationDataLoaders, Resize, get_image_files, unet_learner, foreground_acc, set_seed
-    from htc_dl.vision_plus import camvid_tiny, lite0_encoder, register_lite0_for_unet, per_class_iou
+    from htc_dl.data import camvid_tiny
+    from htc_dl.vision_plus import lite0_encoder, register_lite0_for_unet, per_class_iou
     path = camvid_tiny()
     codes = np.loadtxt(path/"codes.txt", dtype=str); void = list(codes).index("Void")
     def dls(size=None):

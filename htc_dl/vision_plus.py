@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from .data import check_size, data_root
-# the drawn offline data (nbs/core/06_vision_data.ipynb)
-from .vision_data import camvid_tiny, BANDS, band_tiles
+from .data import check_size, data_root, camvid_tiny
+# the drawn 4-band tiles (nbs/core/06_vision_data.ipynb)
+from .vision_data import BANDS, band_tiles
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #0615b4c6
 def lite0_encoder(pretrained=True):

@@ -13,7 +13,8 @@ def folder_digest(folder):
         if f.is_file(): h.update(str(f.relative_to(folder)).encode()); h.update(f.read_bytes())
     return h.hexdigest()
 
-@pytest.mark.parametrize("writer", [offline.write_pets, offline.write_pascal, offline.write_biwi, offline.write_movielens])
+@pytest.mark.parametrize("writer", [offline.write_pets, offline.write_pascal, offline.write_biwi,
+                                    offline.write_movielens, offline.write_camvid_tiny])
 def test_generation_is_deterministic(writer, tmp_path):
     writer(tmp_path/"a", "small"); writer(tmp_path/"b", "small")
     assert folder_digest(tmp_path/"a") == folder_digest(tmp_path/"b")
@@ -105,8 +106,8 @@ def test_offline_generators_stay_importable_from_htc_dl_data():
         assert getattr(data, name) is getattr(offline, name) and name in data.__all__
 
 
-def test_small_subsets_are_documented_for_every_real_set_with_an_offline_copy():
-    assert set(data.SMALL_SUBSETS) == set(data.OFFLINE_SETS)
+def test_small_subsets_are_documented_for_every_real_set_with_an_offline_copy_but_the_tiny_one():
+    assert set(data.SMALL_SUBSETS) == set(data.OFFLINE_SETS) - {"camvid_tiny"}
     assert data.SMALL_SUBSETS["pets"][1] == "12 breeds, 40 photos each"
 
 
@@ -156,3 +157,23 @@ def test_review_csv_with_wrong_columns_says_which_columns_it_needs(tmp_path):
     pd.DataFrame({"sentiment": ["positive"], "review": ["Lovely"]}).to_csv(tmp_path/"sample/texts.csv", index=False)
     with pytest.raises(ValueError, match=r"needs columns label, text, is_valid.*\['sentiment', 'review'\]"):
         data.review_texts(tmp_path/"sample")
+
+
+def test_camvid_tiny_loads_like_every_data_set_and_the_real_one_is_whole_in_small_mode(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HTC_DL_DATA", str(tmp_path))
+    real = tmp_path/"camvid_tiny"
+    offline.write_camvid_tiny(real, "small")                 # a real copy already on disk
+    for size in ("small", "full"):
+        assert data.camvid_tiny(size=size) == real
+        assert capsys.readouterr().out == (
+            f"camvid_tiny: real data set (fastai URLs.CAMVID_TINY) at {real}\n")
+    assert not (tmp_path/"small").exists()                   # no subset was cut
+    path = data.camvid_tiny(source="offline", size="small")
+    assert path == tmp_path/"offline"/"camvid_tiny_small"
+    assert len(list((path/"labels").glob("*_P.png"))) == 100
+    assert capsys.readouterr().out == (
+        "camvid_tiny: offline copy (drawn street scenes with exact masks, small) "
+        f"at {path} [source='offline']\n")
+    with pytest.raises(ValueError, match="'auto', 'online' or 'offline'"):
+        data.camvid_tiny(source="web")

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from htc_dl.vision_data import (CAMVID_CODES, CAMVID_SIZE, DRAWN_CLASSES, BANDS, TILE_CLASSES, band_tiles, camvid_tiny,
-                                draw_street, draw_tile)
+from htc_dl.data import camvid_tiny
+from htc_dl.offline import CAMVID_CODES, CAMVID_SIZE, DRAWN_CLASSES, draw_street
+from htc_dl.vision_data import BANDS, TILE_CLASSES, band_tiles, draw_tile
 from htc_dl.vision_plus import adapt_first_conv, band_dls, lite0_encoder, per_class_iou
 
 

@@ -15,12 +15,12 @@ What each archive holds (counts at scale=1; `scale` shrinks them for unit tests)
 | pascal_2007.tgz | train.csv (fname, labels, is_valid), train/ | 5,011 drawn scenes of the 8 offline classes, half `is_valid` (test/ and segmentation/ left out) |
 | biwi_head_pose.tgz | 01..24/rgb.cal, frame_NNNNN_rgb.jpg + _pose.txt | 15,678 drawn 640x480 frames (depth files left out) |
 | ml-100k.zip | u.data, u.item, u.user | 943 users, 1,682 movies, ~100,000 planted ratings (no planted truth: it is "real") |
-| camvid_tiny.tgz | codes.txt, images/, labels/ | 100 drawn 128x96 street scenes with their masks (`htc_dl.vision_data.write_camvid_tiny`) |
+| camvid_tiny.tgz | codes.txt, images/, labels/ | 100 drawn 128x96 street scenes with their masks (`htc_dl.offline.write_camvid_tiny`) |
 | imdb_sample.tgz | texts.csv (label, text, is_valid) | 1,000 real clothing reviews (the offline corpus), 200 `is_valid` |
 | imdb.tgz | train/pos, train/neg, test/pos, test/neg, unsup, one .txt per review | the whole offline corpus: 4,738 labelled (946 in test/), 17,896 unlabelled |
 
-A new data set (say `camvid_tiny`, once `htc_dl.data.REAL_SETS` and `htc_dl.offline.OFFLINE_SETS` list it) needs
-nothing here: its archive is its offline writer's full-size copy. Add a builder to `BUILDERS` only to change that.
+A new data set (once `htc_dl.data.REAL_SETS` and `htc_dl.offline.OFFLINE_SETS` list it) needs nothing here: its
+archive is its offline writer's full-size copy. Add a builder to `BUILDERS` only to change that.
 """
 import csv, hashlib, io, json, os, shutil, sys, tarfile, tempfile, zipfile
 from itertools import product
@@ -177,9 +177,8 @@ CAMVID_TINY_TOTAL = 100   # photos in fastai's CAMVID_TINY, each with its mask
 
 def build_camvid_tiny(top, scale=1.0):
     "CAMVID_TINY's 100 street scenes with masks: lesson 6f's offline writer at its small count, which is the real one."
-    from htc_dl.vision_data import CAMVID_COUNTS, write_camvid_tiny
-    assert CAMVID_COUNTS["small"] == CAMVID_TINY_TOTAL, CAMVID_COUNTS
-    write_camvid_tiny(top, "small")
+    assert offline.CAMVID_COUNTS["small"] == CAMVID_TINY_TOTAL, offline.CAMVID_COUNTS
+    offline.write_camvid_tiny(top, "small")
 
 BUILDERS["camvid_tiny"] = build_camvid_tiny
 
