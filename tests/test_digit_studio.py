@@ -118,7 +118,8 @@ def test_a_slider_redraw_takes_under_100_ms_at_p95_for_each_model(app):
 
 # ---------------------------------------------------------------- bad input
 
-BAD_VALUES = [([0, 7.5], r"Direction 2 got 7\.5, outside the sliders' range; give a number from -3 "),
+BAD_VALUES = [([0, 7.5],
+               r"Direction 2 got 7\.5, outside the sliders' range; give a number from -3 "),
               ([-3.5], r"Direction 1 got -3\.5"), ([float("nan")], r"Direction 1 got nan"),
               (["lots"], r"'lots', which is not a number"),
               ([0] * 7, r"7 slider values for 6 sliders")]

@@ -211,7 +211,8 @@ def test_without_validation_pictures_or_with_unlabelled_ones_it_says_what_to_pas
     assert "pass --valid FOLDER, pictures the model did not train on" in done.stderr
     (tmp_path/"pictures"/"dogs").mkdir(parents=True)
     Image.new("RGB", (32, 32)).save(tmp_path/"pictures"/"dogs"/"1.png")
-    done = own_webapp_command("--model", trained[0], "--valid", tmp_path/"pictures", "--out", tmp_path/"site")
+    done = own_webapp_command("--model", trained[0], "--valid", tmp_path/"pictures", "--out",
+                              tmp_path/"site")
     assert done.returncode == 2 and "none of the 1 pictures under" in done.stderr
     assert "(cat, coffee, rocket)" in done.stderr
     assert not (tmp_path/"site").exists()

@@ -1,4 +1,5 @@
-"Browser driver for nbs/apps/fool_classifier.ipynb: attack the cat, raise ε, make it a toaster with PGD, upload a photo and a broken file, as a learner would."
+"""Browser driver for nbs/apps/fool_classifier.ipynb: attack the cat, raise ε, make it a toaster
+with PGD, upload a photo and a broken file, as a learner would."""
 import re, sys, time
 
 from browser_helpers import press_slider, slider_readout, upload, wait_for_change, wait_for_text
@@ -11,11 +12,15 @@ def _top(page, which):
 
 
 def drive(page, app, files):
-    "FGSM on the cat at 2/255 fools it; one more grey level redraws within a second; PGD to 'toaster' fills its progress bar; uploads."
-    record = getattr(sys.modules.get("test_browser"), "record", lambda *args: None)   # the suite's timing table, when run by it
-    verdict = page.locator(".widget-html", has_text=re.compile(r"Fooled|Not fooled|unchanged")).first
+    """FGSM on the cat at 2/255 fools it; one more grey level redraws within a second; PGD to
+    'toaster' fills its progress bar; uploads."""
+    # the suite's timing table, when run by it
+    record = getattr(sys.modules.get("test_browser"), "record", lambda *args: None)
+    verdict = page.locator(".widget-html",
+                           has_text=re.compile(r"Fooled|Not fooled|unchanged")).first
     wait_for_text(page, r"Fooled: at ε = 2/255", timeout=120)
-    assert re.search(r"tabby|tiger cat|Egyptian cat", _top(page, "original")), _top(page, "original")
+    assert re.search(r"tabby|tiger cat|Egyptian cat", _top(page, "original")), \
+        _top(page, "original")
     assert _top(page, "adversarial") != _top(page, "original")
     assert slider_readout(page, 0) == "2"
 
