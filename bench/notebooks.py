@@ -1,5 +1,6 @@
-"""Execute lesson notebooks with nbclient: wall time, peak memory of the kernel itself and of its process tree, and named
-values read from the kernel's namespace after the last cell (one execution serves the run-time and quality tables)."""
+"""Execute lesson notebooks with nbclient: wall time, peak memory of the kernel itself and of its
+process tree, and named values read from the kernel's namespace after the last cell (one execution
+serves the run-time and quality tables)."""
 import json, os, re, threading, time
 from pathlib import Path
 
@@ -14,12 +15,15 @@ SOURCE_LINE = re.compile(r"^(\w+): (offline copy \([^)]*\)|real data set \([^)]*
 
 
 class TreeMemory:
-    """Sample the summed RSS of a process and all its children every `every` seconds and keep the peak; also the CPU
-    seconds (user + system) each process of the tree used since the start (less sensitive than wall time to other jobs)."""
+    """Sample the summed RSS of a process and all its children every `every` seconds and keep the
+    peak; also the CPU seconds (user + system) each process of the tree used since the start (less
+    sensitive than wall time to other jobs)."""
     def __init__(self, pid, every=0.2):
         self.pid, self.every, self.peak, self._stop = pid, every, 0, threading.Event()
-        self.kernel_peak = 0   # the kernel process alone: the figure Binder's limit applies to (workers share its pages)
-        self.cuda_at_kernel_peak = 0   # its resident pages of CUDA-only libraries then (Binder's PyTorch has none)
+        # the kernel process alone: the figure Binder's limit applies to (workers share its pages)
+        self.kernel_peak = 0
+        # its resident pages of CUDA-only libraries then (Binder's PyTorch has none)
+        self.cuda_at_kernel_peak = 0
         self._cpu_start, self._cpu_last = {}, {}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -36,7 +40,8 @@ class TreeMemory:
                 if p.pid == self.pid and rss > self.kernel_peak:
                     self.kernel_peak, self.cuda_at_kernel_peak = rss, cuda_library_bytes(p.pid)
                 t = p.cpu_times(); used = t.user + t.system
-                self._cpu_start.setdefault(p.pid, used if p.pid == self.pid else 0.0)   # children: count from their birth
+                # children: count from their birth
+                self._cpu_start.setdefault(p.pid, used if p.pid == self.pid else 0.0)
                 self._cpu_last[p.pid] = used
             except psutil.Error: pass
         return total
@@ -73,7 +78,8 @@ def skip_cell(cell, run_notest=False):
 
 
 def values_cell(expressions):
-    "Source of the extra cell: evaluate each expression in the notebook's namespace and print them as JSON."
+    """Source of the extra cell: evaluate each expression in the notebook's namespace and print them
+    as JSON."""
     return f"""
 import json as _bench_json, math as _bench_math, resource as _bench_resource
 def _bench_value(_x):
@@ -92,32 +98,43 @@ def _bench_value(_x):
 _bench_out = {{}}
 for _bench_e in {list(expressions)!r}:
     try: _bench_out[_bench_e] = _bench_value(eval(_bench_e))
-    except Exception as _bench_err: _bench_out[_bench_e] = {{'not_found': type(_bench_err).__name__ + ': ' + str(_bench_err)[:120]}}
-_bench_out['__kernel_maxrss_kib__'] = _bench_resource.getrusage(_bench_resource.RUSAGE_SELF).ru_maxrss
+    except Exception as _bench_err: _bench_out[_bench_e] = {{'not_found': \
+type(_bench_err).__name__ + ': ' + str(_bench_err)[:120]}}
+_bench_out['__kernel_maxrss_kib__'] = \
+_bench_resource.getrusage(_bench_resource.RUSAGE_SELF).ru_maxrss
 print({MARK!r} + _bench_json.dumps(_bench_out))
 """
 
 
 def _stdout(cell):
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream")
 
 
 def run_notebook(path, small, budget_s, expressions=(), run_notest=False, sample_every=0.2):
-    """Execute notebook `path` in a fresh kernel (HTC_DL_SMALL=1 if `small` else 0) with at most `budget_s` seconds
-    for all its cells. Returns a dict: status ('ok', 'error', 'timeout', 'dead'), wall_s, peak_rss_mib, cells run and
-    skipped, the failing cell, data sources printed by htc_dl.data, and the values of `expressions`."""
+    """Execute notebook `path` in a fresh kernel (HTC_DL_SMALL=1 if `small` else 0) with at most
+    `budget_s` seconds for all its cells. Returns a dict: status ('ok', 'error', 'timeout', 'dead'),
+    wall_s, peak_rss_mib, cells run and skipped, the failing cell, data sources printed by
+    htc_dl.data, and the values of `expressions`."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    os.environ["HTC_DL_SMALL"] = "1" if small else "0"   # the kernel inherits this process's environment
-    os.environ.update(binder_exports())   # as Binder runs kernels (binder/start), so the peak is Binder's
+    # the kernel inherits this process's environment
+    os.environ["HTC_DL_SMALL"] = "1" if small else "0"
+    # as Binder runs kernels (binder/start), so the peak is Binder's
+    os.environ.update(binder_exports())
     root = str(path.resolve().parent.parent)   # this checkout's htc_dl, installed or not
     if root not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    res = dict(notebook=path.name, mode="small" if small else "full", status="ok", budget_s=budget_s, values={})
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [root, os.environ.get("PYTHONPATH")]))
+    res = dict(notebook=path.name, mode="small" if small else "full", status="ok",
+               budget_s=budget_s, values={})
     deadline = [None]
-    def remaining(cell=None): return max(1, int(deadline[0] - time.monotonic())) if deadline[0] else budget_s
-    client = NotebookClient(nb, timeout_func=remaining, kernel_name="python3", interrupt_on_timeout=True,
-                            error_on_timeout={"ename": "BenchTimeout", "evalue": f"notebook budget of {budget_s} s used up",
+    def remaining(cell=None):
+        return max(1, int(deadline[0] - time.monotonic())) if deadline[0] else budget_s
+    client = NotebookClient(nb, timeout_func=remaining, kernel_name="python3",
+                            interrupt_on_timeout=True,
+                            error_on_timeout={"ename": "BenchTimeout",
+                                              "evalue": f"notebook budget of {budget_s} s used up",
                                               "traceback": []},
                             resources={"metadata": {"path": str(path.parent)}})
     t_kernel = time.monotonic()
@@ -132,22 +149,29 @@ def run_notebook(path, small, budget_s, expressions=(), run_notest=False, sample
                 if skip_cell(cell, run_notest):
                     skipped += cell.cell_type == "code"; continue
                 if time.monotonic() >= deadline[0]:
-                    res.update(status="timeout", failed_cell=index, error=f"budget of {budget_s} s used up"); break
+                    res.update(status="timeout", failed_cell=index,
+                               error=f"budget of {budget_s} s used up")
+                    break
                 try:
                     client.execute_cell(cell, index, execution_count=ran + 1); ran += 1
                 except CellExecutionError as e:
                     ename = getattr(e, "ename", "") or type(e).__name__
                     if ename == "BenchTimeout" or time.monotonic() >= deadline[0]:
-                        res.update(status="timeout", failed_cell=index, error=f"budget of {budget_s} s used up")
+                        res.update(status="timeout", failed_cell=index,
+                                   error=f"budget of {budget_s} s used up")
                     else:
                         evalue = re.sub(r"\x1b\[[0-9;]*m", "", str(getattr(e, "evalue", "")))
-                        res.update(status="error", failed_cell=index, error=f"{ename}: {evalue}"[:300])
+                        res.update(status="error", failed_cell=index,
+                                   error=f"{ename}: {evalue}"[:300])
                     break
                 except DeadKernelError as e:
-                    res.update(status="dead", failed_cell=index, error=f"kernel died: {e}"[:300]); break
+                    res.update(status="dead", failed_cell=index, error=f"kernel died: {e}"[:300])
+                    break
             res["wall_s"] = round(time.monotonic() - t0, 2)
-        res["peak_rss_mib"] = round(mem.peak / 2**20)              # summed over the tree: double-counts shared pages
-        res["kernel_peak_mib"] = round(mem.kernel_peak / 2**20)    # the kernel alone (see bench/memory.py)
+        # summed over the tree: double-counts shared pages
+        res["peak_rss_mib"] = round(mem.peak / 2**20)
+        # the kernel alone (see bench/memory.py)
+        res["kernel_peak_mib"] = round(mem.kernel_peak / 2**20)
         res["binder_peak_mib"] = round((mem.kernel_peak - mem.cuda_at_kernel_peak) / 2**20)
         res["cpu_s"] = round(mem.cpu_s, 1)
         res.update(cells_run=ran, cells_skipped=skipped)
@@ -169,10 +193,11 @@ def run_notebook(path, small, budget_s, expressions=(), run_notest=False, sample
     return res
 
 
-if __name__ == "__main__":   # python bench/notebooks.py nbs/lessons/03b_mnist_basics.ipynb [small|full] [budget_s]
+# python bench/notebooks.py nbs/lessons/03b_mnist_basics.ipynb [small|full] [budget_s]
+if __name__ == "__main__":
     import sys
     from quality import expressions_for
     nb_path = Path(sys.argv[1])
-    out = run_notebook(nb_path, (sys.argv[2:3] or ["small"])[0] == "small", int((sys.argv[3:4] or [600])[0]),
-                       expressions_for(nb_path.name))
+    out = run_notebook(nb_path, (sys.argv[2:3] or ["small"])[0] == "small",
+                       int((sys.argv[3:4] or [600])[0]), expressions_for(nb_path.name))
     print(json.dumps(out, indent=1))
