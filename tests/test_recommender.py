@@ -1,4 +1,5 @@
-"The recommender app driven through its widgets, without a browser: sliders, existing users, bad input, the saved model."
+"""The recommender app driven through its widgets, without a browser: sliders, existing users, bad
+input, the saved model."""
 import re
 import time
 
@@ -10,12 +11,14 @@ from torch import nn
 
 import htc_dl.recommender as recommender
 from htc_dl.data import movielens
-from htc_dl.recommender import _data_fingerprint, cached_recommender, collab_weights, load_recommender, recommender_app
+from htc_dl.recommender import (_data_fingerprint, cached_recommender, collab_weights,
+                                load_recommender, recommender_app)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, one_torch_thread):
-    "The app's model trained once by `cached_recommender` into a temporary models folder, on one thread."
+    """The app's model trained once by `cached_recommender` into a temporary models folder, on one
+    thread."""
     folder = tmp_path_factory.mktemp("models")
     model, ratings = cached_recommender(source="offline", size="small", folder=folder)
     return dict(model=model, ratings=ratings, folder=folder)
@@ -76,7 +79,8 @@ def test_every_slider_update_takes_under_200_ms(app):
 
 def test_an_empty_catalogue_shows_a_message_and_lowering_the_minimum_brings_movies_back(app):
     app.min_ratings.max = 10_000; app.min_ratings.value = 10_000
-    assert "The catalogue is empty: no movie has at least 10000 ratings. Lower 'min ratings'" in app.recommendations.value
+    assert ("The catalogue is empty: no movie has at least 10000 ratings. Lower 'min ratings'"
+            in app.recommendations.value)
     app.sliders[0].value = 1.0   # still a message, not an error
     assert "catalogue is empty" in app.recommendations.value
     app.min_ratings.value = 10
@@ -106,7 +110,8 @@ def test_an_existing_user_sees_new_movies_next_to_what_they_rated(trained, app):
 
 def test_unknown_and_malformed_user_ids_get_a_clear_message_and_the_app_still_works(app):
     app.user_id.value = "99999"
-    assert "User '99999' is not in the model: known ids run from 1 to 400 (400 users)" in app.user_view.value
+    assert ("User '99999' is not in the model: known ids run from 1 to 400 (400 users)"
+            in app.user_view.value)
     assert "New user" in app.user_view.value
     app.user_id.value = "abc"
     assert "User 'abc' is not in the model" in app.user_view.value
@@ -140,17 +145,20 @@ def test_a_model_without_factors_or_with_the_wrong_ids_is_refused_with_the_reaso
 
 
 def test_a_fastai_style_model_with_a_placeholder_row_works(trained):
-    "fastai's collab models name their weights u_weight, i_weight, ... and keep row 0 for unknown ids ('#na#')."
+    """fastai's collab models name their weights u_weight, i_weight, ... and keep row 0 for unknown
+    ids ('#na#')."""
     m = trained["model"]
     class EmbeddingDotBias(nn.Module):
         def __init__(self):
             super().__init__()
-            pad = lambda w: nn.Embedding.from_pretrained(torch.cat([torch.zeros(1, w.shape[1]), w.detach()]))
+            pad = lambda w: nn.Embedding.from_pretrained(
+                torch.cat([torch.zeros(1, w.shape[1]), w.detach()]))
             self.u_weight, self.i_weight = pad(m.user_factors.weight), pad(m.movie_factors.weight)
             self.u_bias, self.i_bias = pad(m.user_bias.weight), pad(m.movie_bias.weight)
             self.y_range = m.y_range
     ratings = trained["ratings"]
-    fastai_like = recommender_app(EmbeddingDotBias(), ratings, users=["#na#", *np.sort(ratings.user.unique())],
+    fastai_like = recommender_app(EmbeddingDotBias(), ratings,
+                                  users=["#na#", *np.sort(ratings.user.unique())],
                                   movies=["#na#", *np.sort(ratings.movie.unique())])
     ours = recommender_app(m, ratings)
     assert fastai_like.recommendations.value == ours.recommendations.value
@@ -162,19 +170,23 @@ def test_a_fastai_style_model_with_a_placeholder_row_works(trained):
 
 # ---------------------------------------------------------------- the saved model
 
-def test_the_model_is_trained_once_then_loaded_from_safetensors_without_temporary_files(trained, capsys):
+def test_the_model_is_trained_once_then_loaded_from_safetensors_without_temporary_files(
+        trained, capsys):
     folder = trained["folder"]
     assert [p.name for p in folder.iterdir()] == ["recommender_movielens_small.safetensors"]
     model, _ = cached_recommender(source="offline", size="small", folder=folder)
     assert "recommender: loaded" in capsys.readouterr().out
-    for a, b in zip(model.state_dict().values(), trained["model"].state_dict().values()): assert torch.equal(a, b)
+    for a, b in zip(model.state_dict().values(), trained["model"].state_dict().values()):
+        assert torch.equal(a, b)
     from safetensors import safe_open
     with safe_open(folder/"recommender_movielens_small.safetensors", framework="pt") as f:
-        assert set(f.keys()) == {"user_factors.weight", "movie_factors.weight", "user_bias.weight", "movie_bias.weight"}
+        assert set(f.keys()) == {"user_factors.weight", "movie_factors.weight", "user_bias.weight",
+                                 "movie_bias.weight"}
         assert f.metadata()["data"] == _data_fingerprint(movielens(source="offline", size="small"))
 
 
-def test_a_later_launch_loads_the_model_faster_than_the_first_launch_trains_it(tmp_path, one_torch_thread):
+def test_a_later_launch_loads_the_model_faster_than_the_first_launch_trains_it(
+        tmp_path, one_torch_thread):
     start = time.perf_counter()
     first, _ = cached_recommender(source="offline", size="small", folder=tmp_path)
     first_launch = time.perf_counter() - start
@@ -182,7 +194,8 @@ def test_a_later_launch_loads_the_model_faster_than_the_first_launch_trains_it(t
     again, _ = cached_recommender(source="offline", size="small", folder=tmp_path)
     second_launch = time.perf_counter() - start
     assert first_launch < 30 and second_launch < first_launch, (first_launch, second_launch)
-    for a, b in zip(first.state_dict().values(), again.state_dict().values()): assert torch.equal(a, b)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_a_damaged_or_foreign_model_file_is_trained_again(trained, tmp_path, capsys):
@@ -201,19 +214,25 @@ def test_a_damaged_or_foreign_model_file_is_trained_again(trained, tmp_path, cap
 # ---------------------------------------------------------------- the Voila app's start
 
 def test_the_voila_app_reads_the_saved_weights_without_importing_pytorch(trained):
-    "The app page must be up in seconds: it reads the safetensors file as NumPy arrays and never imports torch."
+    """The app page must be up in seconds: it reads the safetensors file as NumPy arrays and never
+    imports torch."""
     import json, subprocess, sys
     code = f"""
 import sys, json
 from htc_dl.recommender import app_recommender, recommender_app
-weights, ratings = app_recommender(source="offline", size="small", folder={str(trained['folder'])!r})
+weights, ratings = app_recommender(source="offline", size="small", \
+folder={str(trained['folder'])!r})
 app = recommender_app(weights, ratings)
-print(json.dumps(dict(torch="torch" in sys.modules, rows=app.recommendations.value.count("<tr>"), html=app.recommendations.value)))
+print(json.dumps(dict(torch="torch" in sys.modules, rows=app.recommendations.value.count("<tr>"), \
+html=app.recommendations.value)))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         check=True).stdout
     found = json.loads(out.strip().splitlines()[-1])
     assert found["torch"] is False and found["rows"] == 11
-    assert found["html"] == recommender_app(trained["model"], trained["ratings"]).recommendations.value   # the same top 10
+    # the same top 10
+    assert found["html"] == \
+        recommender_app(trained["model"], trained["ratings"]).recommendations.value
 
 
 def test_weights_read_without_pytorch_equal_the_models_and_a_foreign_file_is_refused(trained):
@@ -226,12 +245,14 @@ def test_weights_read_without_pytorch_equal_the_models_and_a_foreign_file_is_ref
         if k == "y_range": assert weights[k] == tuple(v)
         else: np.testing.assert_allclose(weights[k], v, rtol=1e-6)
     assert load_recommender_weights(file, "12:abc") == (None, "it was trained on other data")
-    assert load_recommender_weights(file.with_name("missing.safetensors"), fingerprint) == (None, "no saved model yet")
+    assert load_recommender_weights(file.with_name("missing.safetensors"), fingerprint) == \
+        (None, "no saved model yet")
 
 
 def test_titles_are_escaped_in_the_table_and_messages_use_the_shared_toolkit():
     from htc_dl.apps import message_html
     from htc_dl.recommender import movies_table
     table = movies_table([[1, "<script>alert(1)</script> & Co", "4.50", 12]])
-    assert "<script>" not in table and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in table and table.count("<tr>") == 2
+    assert ("<script>" not in table and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in table
+            and table.count("<tr>") == 2)
     assert message_html("x").startswith("<p style='color:#b3261e")
