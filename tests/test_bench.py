@@ -63,23 +63,30 @@ def test_budget_stops_and_notebook_time_limits_are_not_crashes_but_failed_notebo
 
 
 def synthetic_run():
-    "A run record with one slow lesson, one app over its target and a section that brings its own goals."
+    """A run record with one slow lesson, one app over its target and a section that brings its own
+    goals."""
     nb = lambda name, wall, binder: {"notebook": name, "full": {"status": "not run (budget)"},
-                                     "small": {"status": "ok", "wall_s": wall, "cpu_s": wall, "peak_rss_mib": 900,
-                                               "kernel_peak_mib": binder + 300, "binder_peak_mib": binder}}
-    apps = [{"app": "recommender (recommender.recommender_app)", "response": "slider", "target": "< 200 ms",
-             "p50_ms": 90.0, "p95_ms": 250.0, "n": 30},
-            {"app": "threshold (multilabel.threshold_app)", "response": "slider", "target": "-", "p95_ms": 5.0}]
+                                     "small": {"status": "ok", "wall_s": wall, "cpu_s": wall,
+                                               "peak_rss_mib": 900, "kernel_peak_mib": binder + 300,
+                                               "binder_peak_mib": binder}}
+    apps = [{"app": "recommender (recommender.recommender_app)", "response": "slider",
+             "target": "< 200 ms", "p50_ms": 90.0, "p95_ms": 250.0, "n": 30},
+            {"app": "threshold (multilabel.threshold_app)", "response": "slider", "target": "-",
+             "p95_ms": 5.0}]
     voila = [{"app": "index", "server_up_s": 1.0, "first_render_s": 1.2, "launch_to_render_s": 2.2},
-             {"app": "classifier", "server_up_s": 1.0, "first_render_s": 6.5, "launch_to_render_s": 7.5}]
+             {"app": "classifier", "server_up_s": 1.0, "first_render_s": 6.5,
+              "launch_to_render_s": 7.5}]
     deploy = {"markdown": "## Deployment", "goals": [{"goal": "int8 model agrees with fp32 (top-1)",
-                                                      "target": ">= 98%", "measured": "99.0%", "met": True}]}
-    return {"started": "2026-12-07 08:00", "elapsed_s": 3600, "budget_s": 4500, "cpu": "AMD EPYC", "cores": 2,
-            "mem_gib": 23, "int8_flags": ["avx512_vnni"], "cuda": False, "gpu": None, "versions": {"torch": "2.14.1"},
-            "cached": [], "env": {}, "loads": [1.0, 1.2],
-            "sections": {"notebooks": [nb("03b_mnist_basics.ipynb", 20.0, 700), nb("06a_x.ipynb", 320.0, 1500)],
+                                                      "target": ">= 98%", "measured": "99.0%",
+                                                      "met": True}]}
+    return {"started": "2026-12-07 08:00", "elapsed_s": 3600, "budget_s": 4500, "cpu": "AMD EPYC",
+            "cores": 2, "mem_gib": 23, "int8_flags": ["avx512_vnni"], "cuda": False, "gpu": None,
+            "versions": {"torch": "2.14.1"}, "cached": [], "env": {}, "loads": [1.0, 1.2],
+            "sections": {"notebooks": [nb("03b_mnist_basics.ipynb", 20.0, 700),
+                                       nb("06a_x.ipynb", 320.0, 1500)],
                          "imports": {"error": "not run (BENCH_SECTIONS)"}, "apps": {"result": apps},
-                         "voila": {"result": voila}, "precision": {"error": "not run (BENCH_SECTIONS)"},
+                         "voila": {"result": voila},
+                         "precision": {"error": "not run (BENCH_SECTIONS)"},
                          "deploy": deploy}}
 
 
@@ -93,13 +100,15 @@ def test_goals_table_reads_each_target_from_the_run_and_says_which_were_missed(t
     voila = rows["every app's first widget, no preheating"]
     assert (voila["measured"], voila["met"]) == ("slowest 6.5 s: classifier", False)
     handler = rows["recommender: slider"]
-    assert (handler["target"], handler["measured"], handler["met"]) == ("< 200 ms (p95)", "250 ms", False)
+    assert (handler["target"], handler["measured"], handler["met"]) == \
+        ("< 200 ms (p95)", "250 ms", False)
     assert "threshold: slider" not in rows   # no target stated
     assert rows["int8 model agrees with fp32 (top-1)"]["met"] is True
     assert rows["full mode and fp16 against fp32 per epoch, peak GPU memory"]["met"] is None
     times = tmp_path / "make-test-seconds.txt"
     times.write_text("install           113\nnbtest            539\npytest            451\n")
-    assert ci_goal(times)["measured"] == "18 min, last run in this checkout" and ci_goal(times)["met"]
+    assert (ci_goal(times)["measured"] == "18 min, last run in this checkout"
+            and ci_goal(times)["met"])
     times.write_text("install           113\nnbtest           2900  FAILED\n")
     assert ci_goal(times)["met"] is False and ci_goal(times)["measured"].endswith("it failed")
     assert ci_goal(tmp_path / "missing.txt")["met"] is None
@@ -112,6 +121,7 @@ def test_results_page_opens_with_the_machine_and_the_goals_table():
     assert "int8/bf16 dot-product instructions: avx512_vnni" in head
     assert "| recommender: slider | < 200 ms (p95) | 250 ms | **no** |" in goals
     assert "| int8 model agrees with fp32 (top-1) | >= 98% | 99.0% | yes |" in goals
-    assert page.index("## Goals") < page.index("## 1. Course run time") < page.index("## Deployment (`bench/deploy.py`)")
+    assert page.index("## Goals") < page.index("## 1. Course run time") \
+        < page.index("## Deployment (`bench/deploy.py`)")
     assert page.count("## Deployment") == 1
     assert "session" not in page.lower() and "measured by hand" not in page.lower()

@@ -1,4 +1,5 @@
-"Cross-entropy from scratch (htc_dl.losses, nbs/lessons/05_pet_breeds.ipynb): equal to PyTorch's, and clear about bad input."
+"""Cross-entropy from scratch (htc_dl.losses, nbs/lessons/05_pet_breeds.ipynb): equal to PyTorch's,
+and clear about bad input."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,8 @@ def test_softmax_rows_are_probabilities_equal_to_torch_softmax(batch):
 
 
 def test_softmax_does_not_overflow_on_huge_activations():
-    torch.testing.assert_close(softmax(torch.tensor([[1000., 1000., -1000.]])), torch.tensor([[0.5, 0.5, 0.]]))
+    torch.testing.assert_close(softmax(torch.tensor([[1000., 1000., -1000.]])),
+                               torch.tensor([[0.5, 0.5, 0.]]))
 
 
 def test_pick_target_takes_each_rows_value_at_its_class():
@@ -41,7 +43,8 @@ def test_cross_entropy_equals_nll_loss_of_log_softmax_and_cross_entropy_loss(bat
 def test_cross_entropy_of_a_known_case_is_minus_log_of_the_target_probability():
     # activations (0, log 3): softmax (1/4, 3/4); target 1 -> -log(3/4)
     acts = torch.tensor([[0., torch.log(torch.tensor(3.)).item()]])
-    assert cross_entropy(acts, torch.tensor([1])).item() == pytest.approx(-torch.log(torch.tensor(0.75)).item(), abs=1e-6)
+    assert cross_entropy(acts, torch.tensor([1])).item() == \
+        pytest.approx(-torch.log(torch.tensor(0.75)).item(), abs=1e-6)
 
 
 def test_cross_entropy_gradient_equals_pytorchs(batch):
@@ -55,7 +58,8 @@ def test_cross_entropy_gradient_equals_pytorchs(batch):
 def test_log_softmax_and_nll_equal_pytorch_and_stay_finite_where_the_naive_loss_is_infinite(batch):
     acts, targets = batch
     torch.testing.assert_close(log_softmax(acts), torch.log_softmax(acts, 1))
-    torch.testing.assert_close(nll(log_softmax(acts), targets), F.nll_loss(torch.log_softmax(acts, 1), targets))
+    torch.testing.assert_close(nll(log_softmax(acts), targets),
+                               F.nll_loss(torch.log_softmax(acts, 1), targets))
     extreme, first = torch.tensor([[0., 200.]]), torch.tensor([0])
     assert cross_entropy(extreme, first).isinf()                  # exp(-200) rounds to 0 in float32
     assert nll(log_softmax(extreme), first).item() == pytest.approx(200.)
@@ -71,15 +75,18 @@ def test_log_turns_099_to_0999_into_a_tenfold_smaller_loss():
 
 @pytest.mark.parametrize("acts, targets, error, message", [
     (torch.zeros(4), torch.zeros(4, dtype=torch.long), ValueError, "2-D tensor (batch, classes)"),
-    (torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long), TypeError, "must be floats"),
+    (torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long), TypeError,
+     "must be floats"),
     (torch.zeros(4, 3), torch.zeros(5, dtype=torch.long), ValueError, "one class index per row"),
     (torch.zeros(4, 3), torch.zeros(4, 3, dtype=torch.long), ValueError, "one class index per row"),
     (torch.zeros(4, 3), torch.zeros(4), TypeError, "integer class indices"),
-    (torch.zeros(4, 3), torch.tensor([0, 1, 2, 3]), ValueError, "from 0 to 2, got values from 0 to 3"),
+    (torch.zeros(4, 3), torch.tensor([0, 1, 2, 3]), ValueError,
+     "from 0 to 2, got values from 0 to 3"),
     (torch.zeros(4, 3), torch.tensor([0, -1, 2, 1]), ValueError, "from 0 to 2"),
     ([[0., 1.]], torch.tensor([0]), ValueError, "2-D tensor"),
 ])
-def test_bad_activations_or_targets_raise_a_message_that_names_the_problem(acts, targets, error, message):
+def test_bad_activations_or_targets_raise_a_message_that_names_the_problem(
+        acts, targets, error, message):
     for loss in (cross_entropy, nll):
         with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
             loss(acts, targets)
