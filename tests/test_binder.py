@@ -1,8 +1,9 @@
 """One set of pins, the lock: binder/ and environment.yml take their versions from
 requirements-lock.txt, and the ranges of pyproject.toml (mirrored in settings.ini) admit them all.
 
-Drifting versions are the most common reason course notebooks and Voila apps break on Binder, so Binder
-installs a compiled lock (binder/requirements.txt) and these tests hold it to the project's pins.
+Drifting versions are the most common reason course notebooks and Voila apps break on Binder, so
+Binder installs a compiled lock (binder/requirements.txt) and these tests hold it to the project's
+pins.
 """
 import json, os, re, subprocess, sys
 from pathlib import Path
@@ -52,9 +53,12 @@ def test_extras_are_named_for_what_a_learner_wants_and_course_is_all_of_them():
 def test_binder_requirements_are_the_lock_with_cpu_torch_and_no_cuda_packages():
     lock, binder = lock_pins(), binder_pins()
     cuda = {n for n in lock if is_cuda_only(n)}
-    assert {"triton", "nvidia-cudnn-cu13", "cuda-toolkit"} <= cuda, "the lock no longer names the CUDA packages this test expects"
-    assert not any(is_cuda_only(n) for n in binder), "binder/requirements.txt installs a CUDA-only package"
-    assert set(binder) == set(lock) - cuda, f"differs from the lock: {sorted(set(binder) ^ (set(lock) - cuda))}"
+    assert {"triton", "nvidia-cudnn-cu13", "cuda-toolkit"} <= cuda, \
+        "the lock no longer names the CUDA packages this test expects"
+    assert not any(is_cuda_only(n) for n in binder), \
+        "binder/requirements.txt installs a CUDA-only package"
+    assert set(binder) == set(lock) - cuda, \
+        f"differs from the lock: {sorted(set(binder) ^ (set(lock) - cuda))}"
     for name, (_, version) in binder.items():
         want = lock[name][1] + ("+cpu" if name in CPU_BUILDS else "")
         assert version == want, f"{name}: binder pins {version}, the lock says {want}"
@@ -66,19 +70,23 @@ def test_binder_requirements_are_the_lock_with_cpu_torch_and_no_cuda_packages():
 
 
 def _requirements(dist_name, extras=()):
-    "The requirements of an installed distribution that apply on Binder (Linux, this Python), with the given extras."
-    env = default_environment() | {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"}
+    """The requirements of an installed distribution that apply on Binder (Linux, this Python), with
+    the given extras."""
+    env = default_environment() | {"sys_platform": "linux", "platform_system": "Linux",
+                                   "platform_machine": "x86_64"}
     out = []
     for spec in distribution(dist_name).requires or []:
         req = Requirement(spec)
-        if req.marker and not any(req.marker.evaluate(env | {"extra": e}) for e in ("", *extras)): continue
+        if req.marker and not any(req.marker.evaluate(env | {"extra": e}) for e in ("", *extras)):
+            continue
         out.append(req)
     return out
 
 
 def test_binder_lock_is_closed_every_dependency_it_needs_is_pinned_at_a_version_that_satisfies_it():
     binder = binder_pins()
-    # the package itself: all pyproject.toml names (extras too) is in the lock at an admitted version
+    # the package itself: all pyproject.toml names (extras too) is in the lock at an admitted
+    # version
     for name, reqs in named_distributions().items():
         assert name in binder, name
         assert all(r.specifier.contains(binder[name][1].split("+")[0]) for r in reqs), name
@@ -90,13 +98,16 @@ def test_binder_lock_is_closed_every_dependency_it_needs_is_pinned_at_a_version_
         seen.add((name, extras))
         try: reqs = _requirements(binder[name][0], extras)
         except PackageNotFoundError:
-            problems.append(f"{name} is in the lock but not installed here, so its dependencies cannot be checked"); continue
+            problems.append(f"{name} is in the lock but not installed here, so its dependencies "
+                            "cannot be checked"); continue
         for req in reqs:
             dep = canonicalize_name(req.name)
-            if name == "torch" and is_cuda_only(dep): continue   # the +cpu wheel does not require them
+            # the +cpu wheel does not require them
+            if name == "torch" and is_cuda_only(dep): continue
             if dep in BASE_TOOLS: continue
             if dep not in binder:
-                problems.append(f"{name} needs {req} but binder/requirements.txt does not pin {dep}"); continue
+                problems.append(f"{name} needs {req} but binder/requirements.txt does not pin "
+                                f"{dep}"); continue
             have = Version(binder[dep][1])
             if not SpecifierSet(str(req.specifier), prereleases=True).contains(have):
                 problems.append(f"{name} needs {req} but the lock pins {dep}=={have}")
@@ -108,9 +119,11 @@ def test_binder_python_is_the_python_the_lock_was_compiled_for_and_satisfies_req
     runtime = (ROOT/"binder"/"runtime.txt").read_text().strip()
     m = re.fullmatch(r"python-(\d+)\.(\d+)", runtime)
     assert m, f"binder/runtime.txt should read like python-3.11, got {runtime!r}"
-    assert (int(m[1]), int(m[2])) == sys.version_info[:2], "the lock was compiled on this venv's Python"
+    assert (int(m[1]), int(m[2])) == sys.version_info[:2], \
+        "the lock was compiled on this venv's Python"
     assert SpecifierSet(pyproject()["project"]["requires-python"]).contains(f"{m[1]}.{m[2]}")
-    conda_python = [d for d in environment_yml()["dependencies"] if isinstance(d, str) and d.startswith("python")]
+    conda_python = [d for d in environment_yml()["dependencies"]
+                    if isinstance(d, str) and d.startswith("python")]
     assert conda_python == [f"python={m[1]}.{m[2]}"], f"environment.yml asks for {conda_python}"
 
 
@@ -123,29 +136,38 @@ def test_postbuild_is_strict_bash_installs_the_package_without_resolving_and_bui
     assert "pip install --no-deps" in text, "the package must not pull unpinned versions on Binder"
     assert "jupyter server extension enable --sys-prefix voila.server_extension" in text
     assert "nbs/apps/*.ipynb" in text and "nbconvert --to notebook --execute" in text
-    assert not (ROOT/"binder"/"environment.yml").exists(), "repo2docker would use it instead of requirements.txt"
-    # the extension name postBuild enables is the one voila's installation registers (what `extension list` reads)
+    assert not (ROOT/"binder"/"environment.yml").exists(), \
+        "repo2docker would use it instead of requirements.txt"
+    # the extension name postBuild enables is the one voila's installation registers
+    # (what `extension list` reads)
     import importlib.util
-    registered = json.loads((Path(sys.prefix)/"etc/jupyter/jupyter_server_config.d/voila.json").read_text())
+    registered = json.loads(
+        (Path(sys.prefix)/"etc/jupyter/jupyter_server_config.d/voila.json").read_text())
     assert registered["ServerApp"]["jpserver_extensions"] == {"voila.server_extension": True}
-    voila_dir = Path(importlib.util.find_spec("voila").submodule_search_locations[0])   # without importing it
+    # without importing it
+    voila_dir = Path(importlib.util.find_spec("voila").submodule_search_locations[0])
     assert "def _jupyter_server_extension_points" in (voila_dir/"server_extension.py").read_text()
 
 
 def test_binder_server_config_gives_jupyter_server_the_upload_limit_of_make_start_and_keeps_other_settings(tmp_path):
-    (tmp_path/"jupyter_server_config.json").write_text(json.dumps({"ServerApp": {"ip": "0.0.0.0"}}))   # repo2docker's own
+    # repo2docker's own
+    (tmp_path/"jupyter_server_config.json").write_text(json.dumps({"ServerApp": {"ip": "0.0.0.0"}}))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, str(ROOT/"binder"/"server_config.py")], check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, str(ROOT/"binder"/"server_config.py")], check=True, env=env,
+                   capture_output=True)
     written = json.loads((tmp_path/"jupyter_server_config.json").read_text())
     server = written["ServerApp"]
     voila = json.loads((ROOT/"nbs"/"apps"/"voila.json").read_text())
     assert server["ip"] == "0.0.0.0", "an existing setting was lost"
     assert server["tornado_settings"] == voila["Voila"]["tornado_settings"]
-    assert written["MappingKernelManager"]["cull_idle_timeout"] > 0 and written["MappingKernelManager"]["cull_connected"] is False
-    assert server["tornado_settings"]["htc_dl_max_upload_bytes"] < server["tornado_settings"]["websocket_max_message_size"]
+    assert (written["MappingKernelManager"]["cull_idle_timeout"] > 0
+            and written["MappingKernelManager"]["cull_connected"] is False)
+    assert (server["tornado_settings"]["htc_dl_max_upload_bytes"]
+            < server["tornado_settings"]["websocket_max_message_size"])
     from traitlets.utils.importstring import import_item
     from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
-    assert issubclass(import_item(server["kernel_websocket_connection_class"]), ZMQChannelsWebsocketConnection)
+    assert issubclass(import_item(server["kernel_websocket_connection_class"]),
+                      ZMQChannelsWebsocketConnection)
     page = json.loads((tmp_path/"voila.json").read_text())["VoilaConfiguration"]
     assert page["strip_sources"] is True and "preheat_kernel" not in page
     assert "python binder/server_config.py" in (ROOT/"binder"/"postBuild").read_text()
@@ -164,16 +186,19 @@ def test_settings_ini_agrees_with_pyproject_on_every_shared_key():
     ini, proj, nbdev = settings_ini(), pyproject()["project"], pyproject()["tool"]["nbdev"]
     assert ini["lib_name"] == ini["repo"] == proj["name"]
     assert ini["description"] == proj["description"]
-    assert ini["author"] == proj["authors"][0]["name"] and ini["author_email"] == proj["authors"][0]["email"]
+    assert (ini["author"] == proj["authors"][0]["name"]
+            and ini["author_email"] == proj["authors"][0]["email"])
     assert ini["keywords"].split() == proj["keywords"]
     assert proj["requires-python"] == f">={ini['min_python']}"
     assert {"apache2": "Apache-2.0"}[ini["license"]] == proj["license"]
     import htc_dl
-    assert ini["version"] == htc_dl.__version__, "pyproject takes the version from htc_dl.__version__"
+    assert ini["version"] == htc_dl.__version__, \
+        "pyproject takes the version from htc_dl.__version__"
     for key, group in [("requirements", ""), *[(f"{e}_requirements", e) for e in extras()]]:
         listed = [r for r in ini[key].split()]
         want = proj["dependencies"] if group == "" else proj["optional-dependencies"][group]
-        assert listed == want, f"settings.ini {key} differs from pyproject: {sorted(set(listed) ^ set(want))}"
+        assert listed == want, \
+            f"settings.ini {key} differs from pyproject: {sorted(set(listed) ^ set(want))}"
     for key in ["nbs_path", "lib_path", "tst_flags"]:
         assert ini[key] == nbdev[key], key
     for key in ["recursive", "clean_ids", "clear_all", "put_version_in_init", "jupyter_hooks"]:
@@ -183,7 +208,8 @@ def test_settings_ini_agrees_with_pyproject_on_every_shared_key():
 def test_binder_start_exports_the_malloc_setting_bench_measures_with_and_hands_over_to_jupyter():
     start = ROOT/"binder"/"start"
     assert os.access(start, os.X_OK), "binder/start must be executable: Binder runs it"
-    out = subprocess.run([str(start), sys.executable, "-c", "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"],
+    out = subprocess.run([str(start), sys.executable, "-c",
+                          "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "65536"
     sys.path.insert(0, str(ROOT/"bench"))
@@ -194,12 +220,18 @@ def test_binder_start_exports_the_malloc_setting_bench_measures_with_and_hands_o
 def test_bench_counts_the_cuda_libraries_binder_cpu_only_torch_does_not_load():
     sys.path.insert(0, str(ROOT/"bench"))
     import memory, psutil
-    code = "import sys, torch; print(torch.version.cuda or ''); sys.stdout.flush(); sys.stdin.read()"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    code = ("import sys, torch; print(torch.version.cuda or ''); sys.stdout.flush(); "
+            "sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     try:
-        cuda_build = bool(proc.stdout.readline().strip())   # torch is imported once this line arrives
-        cuda_bytes, rss = memory.cuda_library_bytes(proc.pid), psutil.Process(proc.pid).memory_info().rss
+        # torch is imported once this line arrives
+        cuda_build = bool(proc.stdout.readline().strip())
+        cuda_bytes, rss = (memory.cuda_library_bytes(proc.pid),
+                           psutil.Process(proc.pid).memory_info().rss)
     finally: proc.communicate("")
-    if cuda_build: assert 20e6 < cuda_bytes < rss / 2, (cuda_bytes, rss)   # libcublasLt alone maps tens of MB
+    # libcublasLt alone maps tens of MB
+    if cuda_build: assert 20e6 < cuda_bytes < rss / 2, (cuda_bytes, rss)
     else: assert cuda_bytes == 0
-    assert memory.cuda_library_bytes(10**9) == 0                                    # no such process
+    # no such process
+    assert memory.cuda_library_bytes(10**9) == 0

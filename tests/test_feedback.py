@@ -1,24 +1,28 @@
-"""The feedback journal (htc_dl.feedback) and the classifier app's "Wrong? Pick the right breed" control: one file per
-correction, written all or nothing; bad labels, empty uploads, a full journal, two corrections at once and a crash
-mid-write each get a clear message, and no record is lost or half-written."""
+"""The feedback journal (htc_dl.feedback) and the classifier app's "Wrong? Pick the right breed"
+control: one file per correction, written all or nothing; bad labels, empty uploads, a full journal,
+two corrections at once and a crash mid-write each get a clear message, and no record is lost or
+half-written."""
 import html, io, json, threading
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from htc_dl.feedback import (FEEDBACK_ENV, FeedbackError, corrections_to_folders, feedback_root, journal_bytes,
-                             read_corrections, record_correction, record_files, safe_file_name)
+from htc_dl.feedback import (FEEDBACK_ENV, FeedbackError, corrections_to_folders, feedback_root,
+                             journal_bytes, read_corrections, record_correction, record_files,
+                             safe_file_name)
 
 BREEDS = ["Bombay", "pug", "samoyed"]
 
 
 def jpeg(colour=(120, 80, 40), size=(64, 48)):
-    buffer = io.BytesIO(); Image.new("RGB", size, colour).save(buffer, "JPEG"); return buffer.getvalue()
+    buffer = io.BytesIO(); Image.new("RGB", size, colour).save(buffer, "JPEG")
+    return buffer.getvalue()
 
 
 def record(journal, name="cat.jpg", label="pug", content=None, **kwargs):
-    return record_correction(jpeg() if content is None else content, name, "samoyed 54%", label, BREEDS, journal, **kwargs)
+    return record_correction(jpeg() if content is None else content, name, "samoyed 54%", label,
+                             BREEDS, journal, **kwargs)
 
 
 def test_a_correction_is_one_file_holding_the_upload_its_name_the_answer_and_the_label(tmp_path):
@@ -26,13 +30,15 @@ def test_a_correction_is_one_file_holding_the_upload_its_name_the_answer_and_the
     assert path.parent == tmp_path and path.name.endswith("-My_Cat.jpg.correction.json")
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [path.name]
     (r,) = read_corrections(tmp_path)
-    assert (r["content"], r["file_name"], r["answer"], r["label"], r["size"]) == (jpeg(), "My_Cat.jpg", "samoyed 54%", "Bombay", len(jpeg()))
+    assert (r["content"], r["file_name"], r["answer"], r["label"], r["size"]) == \
+        (jpeg(), "My_Cat.jpg", "samoyed 54%", "Bombay", len(jpeg()))
     assert json.loads(path.read_text())["label"] == "Bombay"
 
 
-@pytest.mark.parametrize("name, safe", [("../../.bashrc", "bashrc"), ("/etc/passwd", "passwd"), ("..", "upload"),
-                                        ("C:\\Users\\me\\..\\cat.png", "cat.png"), ("a/../../b.jpg", "b.jpg"),
-                                        ("\x00evil\n.jpg", "evil_.jpg"), ("Ünïcødé 猫.jpg", "n_c_d_.jpg")])
+@pytest.mark.parametrize("name, safe", [("../../.bashrc", "bashrc"), ("/etc/passwd", "passwd"),
+                                        ("..", "upload"), ("C:\\Users\\me\\..\\cat.png", "cat.png"),
+                                        ("a/../../b.jpg", "b.jpg"), ("\x00evil\n.jpg", "evil_.jpg"),
+                                        ("Ünïcødé 猫.jpg", "n_c_d_.jpg")])
 def test_hostile_file_names_are_sanitised_and_the_record_stays_in_the_journal(tmp_path, name, safe):
     assert safe_file_name(name) == safe
     path = record(tmp_path/"journal", name)
@@ -41,14 +47,16 @@ def test_hostile_file_names_are_sanitised_and_the_record_stays_in_the_journal(tm
 
 
 def test_a_label_that_is_not_a_breed_is_refused_and_nothing_is_written(tmp_path):
-    with pytest.raises(FeedbackError, match="'golden retriever' is not a breed this model can learn. Pick one from the list"):
+    with pytest.raises(FeedbackError, match="'golden retriever' is not a breed this model can "
+                                            "learn. Pick one from the list"):
         record(tmp_path, label="golden retriever")
     with pytest.raises(FeedbackError, match="not a breed"): record(tmp_path, label=None)
     assert record_files(tmp_path) == []
 
 
-@pytest.mark.parametrize("content, message", [(b"", "cat.jpg is empty \\(0 bytes\\): there is no picture to record"),
-                                              (b"These are my notes", "not recorded: cat.jpg is not an image this app can read")])
+@pytest.mark.parametrize("content, message", [
+    (b"", "cat.jpg is empty \\(0 bytes\\): there is no picture to record"),
+    (b"These are my notes", "not recorded: cat.jpg is not an image this app can read")])
 def test_an_empty_or_non_picture_upload_is_refused_with_a_message(tmp_path, content, message):
     with pytest.raises(FeedbackError, match=message): record(tmp_path, content=content)
     assert record_files(tmp_path) == []
@@ -57,7 +65,8 @@ def test_an_empty_or_non_picture_upload_is_refused_with_a_message(tmp_path, cont
 def test_a_full_journal_says_so_and_keeps_what_it_has(tmp_path):
     first = record(tmp_path)
     cap = (journal_bytes(tmp_path) * 1.5) / 2**20
-    with pytest.raises(FeedbackError, match=r"the feedback journal is full \(0\.0 MB of .* MB, 1 corrections in .*\): this one was not recorded"):
+    with pytest.raises(FeedbackError, match=r"the feedback journal is full \(0\.0 MB of .* MB, 1 "
+                                            r"corrections in .*\): this one was not recorded"):
         record(tmp_path, "second.jpg", max_mb=cap)
     assert record_files(tmp_path) == [first] and read_corrections(tmp_path)[0]["content"] == jpeg()
 
@@ -101,9 +110,11 @@ def test_a_crash_mid_write_leaves_no_record_and_no_half_written_file(tmp_path, m
 
 def test_a_process_killed_mid_write_leaves_only_a_hidden_partial_file_that_readers_ignore(tmp_path):
     kept = record(tmp_path)
-    (tmp_path/".20260101-000000-dead-cat.jpg.correction.json.123-ab.partial").write_bytes(b'{"file_name": "cat.jpg", "lab')
+    (tmp_path/".20260101-000000-dead-cat.jpg.correction.json.123-ab.partial").write_bytes(
+        b'{"file_name": "cat.jpg", "lab')
     (tmp_path/"hand-edited.correction.json").write_text("{not json")
-    with pytest.warns(UserWarning, match="skipped hand-edited.correction.json: not a complete correction record"):
+    with pytest.warns(UserWarning, match="skipped hand-edited.correction.json: not a complete "
+                                         "correction record"):
         records = read_corrections(tmp_path)
     assert [r["path"] for r in records] == [kept]
 
@@ -118,9 +129,11 @@ def test_the_journal_folder_follows_the_environment(tmp_path, monkeypatch):
 
 def test_corrections_become_folders_per_label_with_their_real_extension(tmp_path):
     png = io.BytesIO(); Image.new("RGB", (32, 32)).save(png, "PNG")
-    record(tmp_path/"j", "a.jpg", "pug"); record(tmp_path/"j", "weird name.jpg", "Bombay", content=png.getvalue())
+    record(tmp_path/"j", "a.jpg", "pug")
+    record(tmp_path/"j", "weird name.jpg", "Bombay", content=png.getvalue())
     files = corrections_to_folders(read_corrections(tmp_path/"j"), tmp_path/"out")
-    assert sorted(str(f.relative_to(tmp_path/"out")) for f in files) == ["Bombay/correction_0001_weird_name.png", "pug/correction_0000_a.jpg"]
+    assert sorted(str(f.relative_to(tmp_path/"out")) for f in files) == [
+        "Bombay/correction_0001_weird_name.png", "pug/correction_0000_a.jpg"]
 
 
 # ---------------------------------------------------------------- the app's control
@@ -128,12 +141,14 @@ def test_corrections_become_folders_per_label_with_their_real_extension(tmp_path
 @pytest.fixture(scope="module")
 def toy_model():
     from htc_dl.saving import Classifier, build_model
-    spec = dict(arch="torchvision/resnet18", vocab=BREEDS, size=[32, 32], resize="squish", notes=dict(photos="drawn"))
+    spec = dict(arch="torchvision/resnet18", vocab=BREEDS, size=[32, 32], resize="squish",
+                notes=dict(photos="drawn"))
     return Classifier(build_model(spec), spec)
 
 
 def upload(app, name, content):
-    app.upload.set_state({"value": [dict(name=name, type="", size=len(content), content=memoryview(content), last_modified=0)]})
+    app.upload.set_state({"value": [dict(name=name, type="", size=len(content),
+                                         content=memoryview(content), last_modified=0)]})
 
 
 def said(app): return html.unescape(app.feedback.value)
@@ -149,9 +164,11 @@ def test_the_app_records_a_correction_for_the_last_picture_and_says_where(toy_mo
     assert "Pick the right breed in the list first" in said(app)
     assert list(app.correct.options) == BREEDS
     app.correct.value = "samoyed"; app.record.click()
-    assert "Recorded: ../../evil.jpg is a samoyed (the model said: most likely" in said(app) and "1 corrections in" in said(app)
+    assert ("Recorded: ../../evil.jpg is a samoyed (the model said: most likely" in said(app)
+            and "1 corrections in" in said(app))
     (r,) = read_corrections(tmp_path/"journal")
-    assert (r["label"], r["file_name"], r["content"]) == ("samoyed", "evil.jpg", jpeg()) and r["answer"].startswith("most likely")
+    assert ((r["label"], r["file_name"], r["content"]) == ("samoyed", "evil.jpg", jpeg())
+            and r["answer"].startswith("most likely"))
 
 
 def test_after_a_bad_upload_the_app_records_nothing_and_says_why(toy_model, tmp_path):
@@ -162,7 +179,8 @@ def test_after_a_bad_upload_the_app_records_nothing_and_says_why(toy_model, tmp_
     assert "Classify a picture first" in said(app) and record_files(tmp_path) == []
 
 
-def test_a_full_journal_or_a_broken_disk_is_shown_in_the_app_and_it_keeps_working(toy_model, tmp_path, monkeypatch):
+def test_a_full_journal_or_a_broken_disk_is_shown_in_the_app_and_it_keeps_working(
+        toy_model, tmp_path, monkeypatch):
     from htc_dl import feedback
     from htc_dl.apps import classifier_app
     app = classifier_app(toy_model, journal=tmp_path)
@@ -175,7 +193,8 @@ def test_a_full_journal_or_a_broken_disk_is_shown_in_the_app_and_it_keeps_workin
     def broken(*args, **kwargs): raise OSError(30, "Read-only file system")
     monkeypatch.setattr(feedback, "write_file_atomically", broken)
     app.record.click()
-    assert "Something went wrong (OSError: [Errno 30] Read-only file system). The correction was not recorded" in said(app)
+    assert ("Something went wrong (OSError: [Errno 30] Read-only file system). The correction was "
+            "not recorded") in said(app)
     monkeypatch.undo()
     app.record.click()
     assert "Recorded: cat.jpg is a pug" in said(app) and len(record_files(tmp_path)) == 1

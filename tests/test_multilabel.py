@@ -1,6 +1,7 @@
-"""Multi-label classification (htc_dl.multilabel): the from-scratch loss against PyTorch's, the threshold metrics against
-fastai's, bad input refused with a clear message, the app's predictions computed once and then read from their cache,
-and the threshold app driven through its widgets without a browser."""
+"""Multi-label classification (htc_dl.multilabel): the from-scratch loss against PyTorch's, the
+threshold metrics against fastai's, bad input refused with a clear message, the app's predictions
+computed once and then read from their cache, and the threshold app driven through its widgets
+without a browser."""
 import time
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def images(n):
 
 @pytest.fixture(scope="module")
 def predictions(tmp_path_factory):
-    "The app's predictions on a few offline PASCAL images, computed into a fresh cache folder, with the time it took."
+    """The app's predictions on a few offline PASCAL images, computed into a fresh cache folder,
+    with the time it took."""
     from htc_dl.data import pascal
     cache = tmp_path_factory.mktemp("models")
     start = time.perf_counter()
@@ -40,10 +42,14 @@ def test_binary_cross_entropy_from_scratch_equals_pytorchs_on_hard_soft_and_extr
     torch.manual_seed(0)
     logits = torch.randn(32, 8) * 4
     for targets in ((torch.rand(32, 8) > 0.6).float(), torch.rand(32, 8)):
-        assert binary_cross_entropy(logits, targets).item() == pytest.approx(F.binary_cross_entropy_with_logits(logits, targets).item(), abs=1e-6)
-        assert binary_cross_entropy(logits, targets).item() == pytest.approx(torch.nn.BCEWithLogitsLoss()(logits, targets).item(), abs=1e-6)
+        assert binary_cross_entropy(logits, targets).item() == pytest.approx(
+            F.binary_cross_entropy_with_logits(logits, targets).item(), abs=1e-6)
+        assert binary_cross_entropy(logits, targets).item() == pytest.approx(
+            torch.nn.BCEWithLogitsLoss()(logits, targets).item(), abs=1e-6)
     extreme = torch.tensor([[60., -60.]])
-    assert binary_cross_entropy(extreme, torch.tensor([[0., 1.]])).item() == pytest.approx(60.0, abs=1e-4)   # finite, not inf
+    # finite, not inf
+    assert binary_cross_entropy(extreme, torch.tensor([[0., 1.]])).item() == pytest.approx(
+        60.0, abs=1e-4)
 
 
 def test_binary_cross_entropy_gradient_equals_pytorchs():
@@ -56,7 +62,8 @@ def test_binary_cross_entropy_gradient_equals_pytorchs():
 def test_accuracy_at_equals_fastais_accuracy_multi_at_every_threshold():
     from fastai.metrics import accuracy_multi
     for t in (0.05, 0.2, 0.5, 0.65, 0.95):
-        assert accuracy_at(PROBS, TRUTH, t) == pytest.approx(accuracy_multi(PROBS, TRUTH, thresh=t, sigmoid=False).item())
+        assert accuracy_at(PROBS, TRUTH, t) == pytest.approx(
+            accuracy_multi(PROBS, TRUTH, thresh=t, sigmoid=False).item())
     assert threshold_sweep(PROBS, TRUTH, [0.5, 0.65]) == pytest.approx([10/12, 11/12])
 
 
@@ -64,9 +71,11 @@ def test_label_metrics_counts_precision_and_recall_per_label_and_leaves_zero_ove
     m = label_metrics(PROBS, TRUTH, 0.5, VOCAB)
     assert list(m.index) == VOCAB
     assert m.loc["bicycle", ["precision", "recall"]].tolist() == [1.0, 1.0]
-    assert m.loc["cat", "recall"] == 0.5 and m.loc["cat", "precision"] == 0.5   # predicted for 2 images, one of them wrong
+    # predicted for 2 images, one of them wrong
+    assert m.loc["cat", "recall"] == 0.5 and m.loc["cat", "precision"] == 0.5
     assert m.loc["cat", "predicted"] == 2 and m.loc["cat", "actual"] == 2
-    assert np.isnan(label_metrics(PROBS, TRUTH, 0.99, VOCAB).loc["car", "precision"])   # nothing predicted
+    # nothing predicted
+    assert np.isnan(label_metrics(PROBS, TRUTH, 0.99, VOCAB).loc["car", "precision"])
 
 
 def test_label_metrics_with_a_vocab_of_the_wrong_length_says_so():
@@ -76,7 +85,8 @@ def test_label_metrics_with_a_vocab_of_the_wrong_length_says_so():
 
 def test_splitter_on_is_valid_names_the_missing_column_and_how_to_fix_it():
     import pandas as pd
-    df = pd.DataFrame(dict(fname=["a", "b", "c"], labels=["x", "y", "x y"], is_valid=[True, False, False]))
+    df = pd.DataFrame(dict(fname=["a", "b", "c"], labels=["x", "y", "x y"],
+                           is_valid=[True, False, False]))
     assert split_on_is_valid(df) == ([1, 2], [0])
     with pytest.raises(ValueError, match=r"missing is_valid.*Rename"):
         split_on_is_valid(df.drop(columns="is_valid"))
@@ -101,10 +111,12 @@ def test_app_predictions_are_probabilities_for_each_validation_image_and_label(p
     assert 0 <= probs.min() and probs.max() <= 1
     assert set(np.unique(targets).tolist()) <= {0.0, 1.0} and (targets.sum(1) >= 1).all()
     assert all(Path(f).exists() for f in files) and vocab == sorted(vocab)
-    assert accuracy_at(probs, targets, 0.5) > 0.8   # a frozen ImageNet body and 60 training images already do well
+    # a frozen ImageNet body and 60 training images already do well
+    assert accuracy_at(probs, targets, 0.5) > 0.8
 
 
-def test_app_predictions_second_launch_reads_the_cache_fast_and_leaves_no_temporary_files(predictions):
+def test_app_predictions_second_launch_reads_the_cache_fast_and_leaves_no_temporary_files(
+        predictions):
     from htc_dl.data import pascal
     (probs, *_), cache, first = predictions
     saved = list(cache.iterdir())
@@ -116,8 +128,10 @@ def test_app_predictions_second_launch_reads_the_cache_fast_and_leaves_no_tempor
     assert list(cache.iterdir()) == saved
 
 
-def test_app_predictions_cache_lives_in_models_root_which_htc_dl_models_moves(predictions, tmp_path, monkeypatch):
-    "Without `cache_dir`, the cache is read from `htc_dl.data.models_root()`, the one folder of every app's models."
+def test_app_predictions_cache_lives_in_models_root_which_htc_dl_models_moves(
+        predictions, tmp_path, monkeypatch):
+    """Without `cache_dir`, the cache is read from `htc_dl.data.models_root()`, the one folder of
+    every app's models."""
     import shutil
     from htc_dl.data import MODELS_ENV, models_root, pascal
     (probs, *_), cache, first = predictions
@@ -126,7 +140,8 @@ def test_app_predictions_cache_lives_in_models_root_which_htc_dl_models_moves(pr
     shutil.copy(next(cache.iterdir()), tmp_path)
     start = time.perf_counter()
     again, *_ = app_predictions(pascal(), max_train=60, max_valid=12)
-    assert time.perf_counter() - start < max(1.0, first / 3)   # read from the moved folder, not computed again
+    # read from the moved folder, not computed again
+    assert time.perf_counter() - start < max(1.0, first / 3)
     torch.testing.assert_close(again, probs)
     assert [p.name for p in tmp_path.iterdir()] == [p.name for p in cache.iterdir()]
 
@@ -143,10 +158,13 @@ def test_threshold_slider_updates_summary_table_and_captions():
     assert "accuracy_multi at 0.50: 0.833" in app.summary.value
     app.slider.value = 0.65
     assert "accuracy_multi at 0.65: 0.917" in app.summary.value and app.message.value == ""
-    assert "✗" not in app.captions[1].value and "<s>cat</s>" in app.captions[1].value   # image 1: cat missed at 0.65
-    assert app.cells[1].layout.border.endswith("#b3261e") and app.cells[0].layout.border.endswith("transparent")
+    # image 1: cat missed at 0.65
+    assert "✗" not in app.captions[1].value and "<s>cat</s>" in app.captions[1].value
+    assert (app.cells[1].layout.border.endswith("#b3261e")
+            and app.cells[0].layout.border.endswith("transparent"))
     assert app.table.value.count("<tr>") == 1 + len(VOCAB)
-    assert "<td style='padding:2px 8px'>cat</td>" in app.table.value                 # the apps' shared table, one row per label
+    # the apps' shared table, one row per label
+    assert "<td style='padding:2px 8px'>cat</td>" in app.table.value
 
 
 def test_wrongly_predicted_label_is_marked_with_a_cross():
@@ -159,7 +177,8 @@ def test_handler_error_shows_a_message_and_the_app_stays_usable(monkeypatch):
     def broken(*args, **kwargs): raise RuntimeError("table broke")
     monkeypatch.setattr(multilabel_app, "label_metrics", broken)
     app.slider.value = 0.3                      # must not raise
-    assert "Something went wrong (RuntimeError: table broke)" in app.message.value and "#b3261e" in app.message.value
+    assert ("Something went wrong (RuntimeError: table broke)" in app.message.value
+            and "#b3261e" in app.message.value)
     monkeypatch.undo()
     app.slider.value = 0.6
     assert app.message.value == "" and "accuracy_multi at 0.60" in app.summary.value
@@ -179,7 +198,8 @@ def test_threshold_app_refuses_inconsistent_inputs_with_a_clear_message(kwargs, 
 
 def test_app_notebook_only_calls_the_app_function():
     import json
-    nb = json.loads((Path(__file__).resolve().parent.parent/"nbs"/"apps"/"multilabel_threshold.ipynb").read_text())
+    nb = json.loads((Path(__file__).resolve().parent.parent/"nbs"/"apps"
+                     /"multilabel_threshold.ipynb").read_text())
     code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert "app_predictions()" in code and "threshold_app(probs, targets, files, vocab)" in code
     assert "def " not in code
@@ -197,19 +217,24 @@ def test_body_features_keep_the_order_of_the_batches_and_refuse_an_empty_loader(
 
 
 def test_the_voila_app_reads_its_cache_and_draws_without_importing_pytorch(predictions):
-    "The threshold page must be up in seconds: on a cache hit it reads the probabilities with NumPy and never imports torch."
+    """The threshold page must be up in seconds: on a cache hit it reads the probabilities with
+    NumPy and never imports torch."""
     import json, subprocess, sys
     (probs, *_), cache, _ = predictions
     code = f"""
 import sys, json
 from htc_dl.data import pascal
 from htc_dl.multilabel_app import app_predictions, threshold_app
-probs, targets, files, vocab = app_predictions(pascal(), max_train=60, max_valid=12, cache_dir={str(cache)!r})
+probs, targets, files, vocab = app_predictions(pascal(), max_train=60, max_valid=12, \
+cache_dir={str(cache)!r})
 app = threshold_app(probs, targets, files, vocab)
-print(json.dumps(dict(torch="torch" in sys.modules, kind=type(probs).__name__, summary=app.summary.value, cells=len(app.cells))))
+print(json.dumps(dict(torch="torch" in sys.modules, kind=type(probs).__name__, \
+summary=app.summary.value, cells=len(app.cells))))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         check=True).stdout
     found = json.loads(out.strip().splitlines()[-1])
     assert found["torch"] is False and found["kind"] == "ndarray" and found["cells"] == 12
     targets = predictions[0][1]
-    assert f"accuracy_multi at 0.50: {accuracy_at(probs, targets, 0.5):.3f}" in found["summary"]   # the same numbers as in this process
+    # the same numbers as in this process
+    assert f"accuracy_multi at 0.50: {accuracy_at(probs, targets, 0.5):.3f}" in found["summary"]

@@ -3,8 +3,9 @@ else, declare ranges and extras, the wheel installs into a fresh virtual environ
 public helper imports from it; the extras keep the footprint honest. (tests/test_install.py
 installs the wheel with its dependencies.)
 
-Offline and fast: `python -m build --no-isolation` uses this venv's setuptools, and the fresh venv reuses this
-venv's installed dependencies through a .pth file, so `pip install --no-deps --no-index` downloads nothing.
+Offline and fast: `python -m build --no-isolation` uses this venv's setuptools, and the fresh venv
+reuses this venv's installed dependencies through a .pth file, so `pip install --no-deps --no-index`
+downloads nothing.
 """
 import ast, email, json, os, subprocess, sys, sysconfig, tarfile, zipfile
 from pathlib import Path
@@ -22,26 +23,32 @@ DEV_ONLY = {"nbdev", "jupyterlab", "pytest", "playwright", "build", "nbclient", 
 def run(cmd, **kw):
     "Run `cmd`, raising with its output when it fails."
     p = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if p.returncode: raise AssertionError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    if p.returncode:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n"
+                             f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p.stdout
 
 
 @pytest.fixture(scope="module")
 def fresh_venv(built, tmp_path_factory):
-    "A new venv with the wheel installed; the pinned dependencies come from this venv through a .pth file."
+    """A new venv with the wheel installed; the pinned dependencies come from this venv through a
+    .pth file."""
     venv = tmp_path_factory.mktemp("venv")/"v"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     py = venv/"bin"/"python"
-    site = Path(run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip())
+    site = Path(run([str(py), "-c",
+                     "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip())
     (site/"project_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(built[0])])
+    run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index",
+         "-q", str(built[0])])
     return py, site
 
 
 def public_names(module_path):
     "The names in a module's `__all__`, read from its source."
     for node in ast.parse(module_path.read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__"
+                                                for t in node.targets):
             return ast.literal_eval(node.value)
     return []
 
@@ -121,25 +128,32 @@ def test_fresh_venv_imports_every_public_helper_from_the_installed_wheel(fresh_v
              f"for m, names in {expected!r}.items():\n"
              "    mod = importlib.import_module('htc_dl.' + m)\n"
              "    out['missing'] += [f'{m}.{n}' for n in names if not hasattr(mod, n)]\n"
-             "    out['missing'] += [f'{m}.__all__ differs' for _ in [0] if list(getattr(mod, '__all__', [])) != names]\n"
+             "    out['missing'] += [f'{m}.__all__ differs' for _ in [0]"
+             " if list(getattr(mod, '__all__', [])) != names]\n"
              "print(json.dumps(out))\n")
-    # run outside the repository, so `import htc_dl` cannot find the source tree instead of the wheel
-    out = json.loads(run([str(py), "-c", probe], cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}).strip().splitlines()[-1])
-    assert Path(out["file"]).is_relative_to(site), f"imported {out['file']}, not the installed wheel"
+    # run outside the repository, so `import htc_dl` cannot find the source tree instead of the
+    # wheel
+    out = json.loads(run([str(py), "-c", probe], cwd=tmp_path,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+                     .strip().splitlines()[-1])
+    assert Path(out["file"]).is_relative_to(site), \
+        f"imported {out['file']}, not the installed wheel"
     import htc_dl
     assert out["version"] == htc_dl.__version__
     assert out["missing"] == []
 
 
 def _imported_distributions(module_path, top_level_only=False):
-    "Third-party distributions a module imports: at its top level only, or anywhere (inside functions too)."
+    """Third-party distributions a module imports: at its top level only, or anywhere (inside
+    functions too)."""
     from importlib.metadata import packages_distributions
     dists, stdlib = packages_distributions(), sys.stdlib_module_names
     tree = ast.parse(module_path.read_text())
     found = set()
     for node in (tree.body if top_level_only else ast.walk(tree)):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+                [node.module] if (isinstance(node, ast.ImportFrom) and node.level == 0
+                                  and node.module) else []
         for n in names:
             top = n.split(".")[0]
             if top in stdlib or top == "htc_dl": continue
@@ -148,7 +162,8 @@ def _imported_distributions(module_path, top_level_only=False):
 
 
 def _closure(names):
-    "The distributions `names` bring with them: themselves and their requirements, recursively (no extras)."
+    """The distributions `names` bring with them: themselves and their requirements, recursively (no
+    extras)."""
     from importlib.metadata import requires
     seen, todo = set(), list(names)
     while todo:
@@ -157,7 +172,8 @@ def _closure(names):
         seen.add(n)
         for r in requires(n) or []:
             req = Requirement(r)
-            if req.marker is None or req.marker.evaluate({"extra": ""}): todo.append(canonicalize_name(req.name))
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(req.name))
     return seen
 
 
@@ -165,7 +181,8 @@ def _required_extras(module_path):
     "The extras a module asks for with `require_extra(...)` at its top level, in order."
     calls = [getattr(node, "value", None) for node in ast.parse(module_path.read_text()).body]
     return tuple(call.args[0].value for call in calls
-                 if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "require_extra")
+                 if isinstance(call, ast.Call)
+                 and getattr(call.func, "id", None) == "require_extra")
 
 
 def test_bare_install_imports_every_module_that_asks_for_no_extra_and_the_others_name_theirs():
@@ -179,7 +196,8 @@ def test_bare_install_imports_every_module_that_asks_for_no_extra_and_the_others
     extra_only = {d: e for e in with_extra for d in named_distributions([e]) if d not in bare}
     problems, guarded = [], {}
     for path in sorted((ROOT/"htc_dl").glob("*.py")):
-        anywhere, top = _imported_distributions(path), _imported_distributions(path, top_level_only=True)
+        anywhere, top = (_imported_distributions(path),
+                         _imported_distributions(path, top_level_only=True))
         asked = _required_extras(path)
         if asked: guarded[path.stem] = asked
         where = f"htc_dl/{path.name} imports"
@@ -198,19 +216,25 @@ def test_bare_install_imports_every_module_that_asks_for_no_extra_and_the_others
 
 
 def test_no_helper_can_unpickle_a_file_so_no_model_from_an_upload_runs_code():
-    "torch.load only with weights_only=True, np.load only with allow_pickle=False, and no pickle/joblib/load_learner at all."
+    """torch.load only with weights_only=True, np.load only with allow_pickle=False, and no
+    pickle/joblib/load_learner at all."""
     problems = []
     for path in sorted((ROOT/"htc_dl").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call): continue
             f = node.func
-            name = f"{getattr(f.value, 'id', '?')}.{f.attr}" if isinstance(f, ast.Attribute) else getattr(f, "id", "?")
+            name = (f"{getattr(f.value, 'id', '?')}.{f.attr}" if isinstance(f, ast.Attribute)
+                    else getattr(f, "id", "?"))
             kw = {k.arg: k.value for k in node.keywords}
-            def is_const(arg, value): return arg in kw and isinstance(kw[arg], ast.Constant) and kw[arg].value is value
+            def is_const(arg, value):
+                return arg in kw and isinstance(kw[arg], ast.Constant) and kw[arg].value is value
             where = f"htc_dl/{path.name}:{node.lineno} {name}(...)"
-            if name == "torch.load" and not is_const("weights_only", True): problems.append(f"{where} without weights_only=True")
-            if name == "np.load" and not is_const("allow_pickle", False): problems.append(f"{where} without allow_pickle=False")
-            if name in {"pickle.load", "pickle.loads", "joblib.load", "load_learner", "torch.jit.load", "dill.load"}:
+            if name == "torch.load" and not is_const("weights_only", True):
+                problems.append(f"{where} without weights_only=True")
+            if name == "np.load" and not is_const("allow_pickle", False):
+                problems.append(f"{where} without allow_pickle=False")
+            if name in {"pickle.load", "pickle.loads", "joblib.load", "load_learner",
+                        "torch.jit.load", "dill.load"}:
                 problems.append(f"{where} can run code from the file it reads")
     assert not problems, "\n".join(problems)
 
