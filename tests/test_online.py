@@ -1,4 +1,5 @@
-"Real data sets through a mirror on 127.0.0.1 (tests/online): the download path, the mirror's checksums, and small mode's fixed subsets."
+"""Real data sets through a mirror on 127.0.0.1 (tests/online): the download path, the mirror's
+checksums, and small mode's fixed subsets."""
 import functools, http.server, json, shutil, sys, threading
 from pathlib import Path
 import pandas as pd
@@ -8,7 +9,8 @@ from htc_dl import data
 sys.path.insert(0, str(Path(__file__).parent/"online"))
 import build   # tests/online/build.py
 
-SCALED = ["mnist_sample", "pascal", "biwi", "movielens"]   # pets and mnist are drawn in CI's simulated-online run
+# pets and mnist are drawn in CI's simulated-online run
+SCALED = ["mnist_sample", "pascal", "biwi", "movielens"]
 
 
 def serve_folder(folder):
@@ -38,7 +40,8 @@ def mirror(archives, tmp_path, monkeypatch):
     srv, base = serve_folder(archives)
     monkeypatch.setenv("HTC_DL_URL_BASE", base); monkeypatch.setenv("HTC_DL_OFFLINE", "0")
     monkeypatch.setenv("HTC_DL_DATA", str(tmp_path/"root"))
-    monkeypatch.setattr(data, "_network_failure", None); monkeypatch.setattr(data, "_mirror_checks", {})
+    monkeypatch.setattr(data, "_network_failure", None)
+    monkeypatch.setattr(data, "_mirror_checks", {})
     yield base
     srv.shutdown()
 
@@ -58,21 +61,25 @@ def test_small_mode_gets_the_offline_counts_from_the_real_layout(mirror, capsys)
     assert len(labels) == 1000 and (labels.label == labels.name.str.contains("/7/")).all()
     assert all((path/n).exists() for n in labels.name)
     out = capsys.readouterr().out
-    assert "real data set (fastai URLs.MNIST_SAMPLE), small subset: 400 training and 100 validation images per digit" in out
+    assert ("real data set (fastai URLs.MNIST_SAMPLE), small subset: 400 training and 100 "
+            "validation images per digit") in out
 
 
 def test_full_mode_uses_every_file_of_the_real_set(mirror):
     full = data.mnist_sample(size="full")
     assert full == data.data_root()/"mnist_sample"
     n = sum(1 for _ in full.glob("*/*/*.png"))
-    assert n == sum(max(450 if s == "train" else 110, round(c * 0.01)) for (s, _), c in build.MNIST_SAMPLE_COUNTS.items())
+    assert n == sum(max(450 if s == "train" else 110, round(c * 0.01))
+                    for (s, _), c in build.MNIST_SAMPLE_COUNTS.items())
 
 
 def test_subset_is_seeded_and_written_once(mirror, tmp_path, monkeypatch):
     first = sorted(p.name for p in data.mnist_sample(size="small").rglob("*.png"))
     monkeypatch.setenv("HTC_DL_DATA", str(tmp_path/"other"))
-    assert sorted(p.name for p in data.mnist_sample(size="small").rglob("*.png")) == first   # another machine: the same files
-    monkeypatch.setenv("HTC_DL_URL_BASE", "http://127.0.0.1:9/")   # mirror gone: the subset on disk is used
+    # another machine: the same files
+    assert sorted(p.name for p in data.mnist_sample(size="small").rglob("*.png")) == first
+    # mirror gone: the subset on disk is used
+    monkeypatch.setenv("HTC_DL_URL_BASE", "http://127.0.0.1:9/")
     assert sorted(p.name for p in data.mnist_sample(size="small").rglob("*.png")) == first
 
 
@@ -99,14 +106,18 @@ def test_movielens_subset_keeps_the_most_rated_movies_and_their_titles(mirror):
     path = data.movielens(size="small")
     r = pd.read_csv(path/"u.data", sep="\t", names=["user", "movie", "rating", "timestamp"])
     assert r.user.nunique() <= 400 and r.movie.nunique() <= 600 and 20_000 < len(r) <= 45_000
-    assert sorted(r.user.unique()) == list(range(1, r.user.nunique() + 1))     # ids 1..n, as in the offline copy
+    # ids 1..n, as in the offline copy
+    assert sorted(r.user.unique()) == list(range(1, r.user.nunique() + 1))
     items = (path/"u.item").read_text(encoding="latin-1").splitlines()
     assert sorted(int(l.split("|")[0]) for l in items) == list(range(1, r.movie.nunique() + 1))
     full = pd.read_csv(real/"u.data", sep="\t", names=["user", "movie", "rating", "timestamp"])
-    titles = dict(l.split("|")[:2] for l in (real/"u.item").read_text(encoding="latin-1").splitlines())
+    titles = dict(l.split("|")[:2]
+                  for l in (real/"u.item").read_text(encoding="latin-1").splitlines())
     kept = {l.split("|")[1] for l in items}
-    assert titles[str(full.movie.value_counts().index[0])] in kept          # the most-rated movie is kept, with its title
-    assert data.planted_truth(path) is None and data.planted_truth(real) is None   # "real": no planted truth beside it
+    # the most-rated movie is kept, with its title
+    assert titles[str(full.movie.value_counts().index[0])] in kept
+    # "real": no planted truth beside it
+    assert data.planted_truth(path) is None and data.planted_truth(real) is None
 
 
 def test_wrong_checksum_on_the_mirror_is_refused(archives, tmp_path, monkeypatch):
@@ -117,10 +128,15 @@ def test_wrong_checksum_on_the_mirror_is_refused(archives, tmp_path, monkeypatch
     try:
         monkeypatch.setenv("HTC_DL_URL_BASE", base); monkeypatch.setenv("HTC_DL_OFFLINE", "0")
         monkeypatch.setenv("HTC_DL_DATA", str(tmp_path/"root"))
-        monkeypatch.setattr(data, "_network_failure", None); monkeypatch.setattr(data, "_mirror_checks", {})
-        with pytest.raises(ValueError, match="is corrupt"): data.mnist_sample(source="online", size="small")
-        assert not (tmp_path/"root/mnist_sample").exists() and not (tmp_path/"root/small/mnist_sample").exists()
-        with pytest.raises(ConnectionError, match="lists no oxford-iiit-pet.tgz in its checks.json"): data.real_url("pets")
+        monkeypatch.setattr(data, "_network_failure", None)
+        monkeypatch.setattr(data, "_mirror_checks", {})
+        with pytest.raises(ValueError, match="is corrupt"):
+            data.mnist_sample(source="online", size="small")
+        assert (not (tmp_path/"root/mnist_sample").exists()
+                and not (tmp_path/"root/small/mnist_sample").exists())
+        with pytest.raises(ConnectionError,
+                           match="lists no oxford-iiit-pet.tgz in its checks.json"):
+            data.real_url("pets")
     finally: srv.shutdown()
 
 
@@ -130,8 +146,10 @@ def test_mirror_without_checks_json_is_not_trusted(tmp_path, monkeypatch):
     try:
         monkeypatch.setenv("HTC_DL_URL_BASE", base); monkeypatch.setenv("HTC_DL_OFFLINE", "0")
         monkeypatch.setenv("HTC_DL_DATA", str(tmp_path/"root"))
-        monkeypatch.setattr(data, "_network_failure", None); monkeypatch.setattr(data, "_mirror_checks", {})
-        with pytest.raises(ConnectionError, match="could not get the real mnist_sample.*use source='offline'"):
+        monkeypatch.setattr(data, "_network_failure", None)
+        monkeypatch.setattr(data, "_mirror_checks", {})
+        with pytest.raises(ConnectionError, match="could not get the real mnist_sample.*use "
+                                                  "source='offline'"):
             data.mnist_sample(source="online")
         assert not (tmp_path/"root/mnist_sample").exists()
     finally: srv.shutdown()
@@ -146,16 +164,20 @@ def test_cached_archives_are_not_built_again(archives):
 def test_full_archives_have_the_real_file_counts():
     assert sum(build.MNIST_SAMPLE_COUNTS.values()) == 14_434
     assert [sum(c) for c in build.MNIST_COUNTS.values()] == [60_000, 10_000]
-    assert (build.PETS_TOTAL, len(build.OXFORD_PETS), build.PASCAL_TRAIN, build.BIWI_TOTAL) == (7_390, 37, 5_011, 15_678)
-    assert set(data.PET_BREEDS) <= set(build.OXFORD_PETS)                 # small mode's 12 breeds are real breeds
+    assert (build.PETS_TOTAL, len(build.OXFORD_PETS), build.PASCAL_TRAIN,
+            build.BIWI_TOTAL) == (7_390, 37, 5_011, 15_678)
+    # small mode's 12 breeds are real breeds
+    assert set(data.PET_BREEDS) <= set(build.OXFORD_PETS)
     looks = build.pet_looks()
     new = [looks[b][1:] for b in build.OXFORD_PETS if b not in data.PET_BREEDS]
-    assert len(set(new)) == 25 and not set(new) & {look[1:] for look in data.PET_BREEDS.values()}   # 25 new, distinct looks
+    # 25 new, distinct looks
+    assert len(set(new)) == 25 and not set(new) & {look[1:] for look in data.PET_BREEDS.values()}
 
 
 def test_camvid_tiny_archive_has_the_real_100_photos_each_with_its_mask(tmp_path):
     build.build_camvid_tiny(tmp_path)
-    photos, masks = sorted((tmp_path/"images").glob("*.png")), sorted((tmp_path/"labels").glob("*_P.png"))
+    photos, masks = (sorted((tmp_path/"images").glob("*.png")),
+                     sorted((tmp_path/"labels").glob("*_P.png")))
     assert len(photos) == len(masks) == build.CAMVID_TINY_TOTAL == 100
     assert [f"{p.stem}_P.png" for p in photos] == [m.name for m in masks]
 

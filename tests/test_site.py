@@ -1,5 +1,6 @@
-"""The course site (`make docs`, docs/build_site.py) opened in a real Chromium: every page loads, every image renders,
-no internal link is broken, no request leaves 127.0.0.1, and every `Docs:` link in the package names a page of it.
+"""The course site (`make docs`, docs/build_site.py) opened in a real Chromium: every page loads,
+every image renders, no internal link is broken, no request leaves 127.0.0.1, and every `Docs:` link
+in the package names a page of it.
 
 The site is built from executed notebooks: `make test` builds it (`make site-html`) before pytest.
 The notebook-link checks at the bottom need no site.
@@ -17,7 +18,8 @@ NOTEBOOK_LINK = re.compile(r"\]\(([^)#\s:]+\.ipynb)(?:#[^)\s]*)?\)")
 
 
 def settled_evaluate(page, script, tries=5):
-    "`page.evaluate(script)` once the page stops navigating (the root index.html forwards to the front page)."
+    """`page.evaluate(script)` once the page stops navigating (the root index.html forwards to the
+    front page)."""
     from playwright.sync_api import Error
     for _ in range(tries):
         try:
@@ -30,7 +32,8 @@ def settled_evaluate(page, script, tries=5):
 
 
 def site_pages():
-    return sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html") if not p.name.startswith(("genindex", "search")) and "_static" not in p.parts)
+    return sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html")
+                  if not p.name.startswith(("genindex", "search")) and "_static" not in p.parts)
 
 
 @pytest.fixture(scope="module")
@@ -67,34 +70,43 @@ def test_site_has_every_lesson_support_notebook_and_module(site):
         for nb in (ROOT/"nbs"/folder).glob("*.ipynb"):
             assert f"{folder}/{nbpath2html(nb.name).name}" in pages, f"{nb} has no page on the site"
     modules = [p.stem for p in (ROOT/"htc_dl").glob("*.py") if not p.stem.startswith("_")]
-    assert all(f"api/{m}.html" in pages for m in modules), sorted(set(modules) - {Path(p).stem for p in pages})
+    assert all(f"api/{m}.html" in pages for m in modules), \
+        sorted(set(modules) - {Path(p).stem for p in pages})
 
 
 def test_every_page_loads_with_its_images_and_no_request_leaves_the_machine(site, page):
     broken_images, failed = {}, {}
     for rel in site_pages():
         response = page.goto(f"{site}/{rel}", wait_until="load")
-        if response is None or response.status != 200: failed[rel] = response and response.status; continue
-        bad = settled_evaluate(page, "() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+        if response is None or response.status != 200:
+            failed[rel] = response and response.status; continue
+        bad = settled_evaluate(page, "() => [...document.images].filter(i => !i.complete || "
+                                     "i.naturalWidth === 0).map(i => i.src)")
         if bad: broken_images[rel] = bad
     assert not failed, f"pages that did not load: {failed}"
     assert not broken_images, f"images that did not render: {broken_images}"
-    assert not page.outside, f"requests that tried to leave 127.0.0.1: {sorted(set(page.outside))[:10]}"
+    assert not page.outside, \
+        f"requests that tried to leave 127.0.0.1: {sorted(set(page.outside))[:10]}"
 
 
 def test_formulas_are_typeset_by_the_site_own_mathjax(site, page):
-    "Lesson 3b writes its formulas in TeX; MathJax, served from the site's _static, turns each into rendered math."
+    """Lesson 3b writes its formulas in TeX; MathJax, served from the site's _static, turns each
+    into rendered math."""
     page.goto(f"{site}/lessons/mnist_basics.html", wait_until="load")
     formulas = page.locator(".math").count()
     assert formulas > 0, "lesson 3b shows no formula: has its TeX gone?"
-    page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
-    scripts = settled_evaluate(page, "() => [...document.scripts].map(s => s.src).filter(s => s.includes('mathjax'))")
+    page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0",
+                           timeout=30_000)
+    scripts = settled_evaluate(page, "() => [...document.scripts].map(s => s.src).filter(s => "
+                                     "s.includes('mathjax'))")
     assert scripts and all(s.startswith(site) for s in scripts), scripts
-    assert page.locator("mjx-container").count() >= formulas, (page.locator("mjx-container").count(), formulas)
+    assert page.locator("mjx-container").count() >= formulas, (
+        page.locator("mjx-container").count(), formulas)
 
 
 def test_lessons_show_their_outputs_plots_included(site, page):
-    "The site is built from executed notebooks: lessons show printed numbers and plots, not bare code."
+    """The site is built from executed notebooks: lessons show printed numbers and plots, not bare
+    code."""
     with_plots = 0
     for rel in [p for p in site_pages() if p.startswith("lessons/")]:
         page.goto(f"{site}/{rel}")
@@ -107,7 +119,8 @@ def test_no_internal_link_is_broken(site, page):
     broken = {}
     for rel in site_pages():
         page.goto(f"{site}/{rel}", wait_until="load")
-        hrefs = settled_evaluate(page, "() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
+        hrefs = settled_evaluate(page, "() => [...document.querySelectorAll('a[href]')].map(a => "
+                                       "a.href)")
         for href in hrefs:
             if not href.startswith(site): continue
             target = urllib.parse.urlparse(href).path.lstrip("/")
@@ -120,13 +133,15 @@ def test_no_internal_link_is_broken(site, page):
 def test_every_docs_link_in_the_package_names_a_page_of_the_site(site):
     links = {}
     for module in (ROOT/"htc_dl").glob("*.py"):
-        for url in re.findall(r"Docs: (\S+?)(?:\"\"\"|\s)", module.read_text()): links[module.name] = url
+        for url in re.findall(r"Docs: (\S+?)(?:\"\"\"|\s)", module.read_text()):
+            links[module.name] = url
     assert len(links) >= 15, links
     for module, url in links.items():
         assert url.startswith(DOC_HOST), (module, url)
         path = url[len(DOC_HOST):]
         assert (SITE/path).exists(), f"{module}: Docs link {url} names no file of the site"
-        assert (SITE/path.removesuffix(".md")).exists(), f"{module}: {url} has no HTML page beside it"
+        assert (SITE/path.removesuffix(".md")).exists(), \
+            f"{module}: {url} has no HTML page beside it"
 
 
 def test_hidden_checks_run_in_ci_but_do_not_show_on_the_site(site):
@@ -143,7 +158,7 @@ def test_hidden_checks_run_in_ci_but_do_not_show_on_the_site(site):
     assert line.strip()[:40] not in html.replace("&quot;", '"').replace("&#39;", "'"), line
 
 
-# ---------------------------------------------------------------- the notebooks' own links (no site needed)
+# -------------------------------------------------------- the notebooks' own links (no site needed)
 
 def test_every_link_between_notebooks_names_a_notebook_that_exists():
     broken = []
@@ -152,5 +167,7 @@ def test_every_link_between_notebooks_names_a_notebook_that_exists():
         for cell in json.loads(nb_path.read_text())["cells"]:
             if cell["cell_type"] != "markdown": continue
             for target in NOTEBOOK_LINK.findall("".join(cell["source"])):
-                if not (nb_path.parent/target).exists(): broken.append(f"{nb_path.relative_to(ROOT)} -> {target}")
-    assert not broken, "links to notebooks that do not exist (paths are relative to the notebook):\n" + "\n".join(broken)
+                if not (nb_path.parent/target).exists():
+                    broken.append(f"{nb_path.relative_to(ROOT)} -> {target}")
+    assert not broken, ("links to notebooks that do not exist (paths are relative to the "
+                        "notebook):\n") + "\n".join(broken)
