@@ -37,8 +37,8 @@ def read_pins(lines, where):
         if not line or line.startswith("-"): continue
         m = re.fullmatch(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!_-]+)", line)
         if not m:
-            raise ValueError(f"{where}: {line!r} is not an exact pin `name==version`. Pin it "
-                             "exactly.")
+            raise ValueError(f"{where}: {line!r} is not an exact pin `name==version`. "
+                             "Pin it exactly.")
         pins[canonicalize_name(m[1])] = (m[1], m[2])
     return pins
 
