@@ -1,5 +1,6 @@
-"""Image regression (htc_dl.regression): points in fastai's -1..1 coordinates turned into pixels and pixel errors,
-shape mistakes refused with a clear message, the point head's output shape and range, and the drawn markers."""
+"""Image regression (htc_dl.regression): points in fastai's -1..1 coordinates turned into pixels and
+pixel errors, shape mistakes refused with a clear message, the point head's output shape and range,
+and the drawn markers."""
 import pytest
 import torch
 from PIL import Image
@@ -9,13 +10,17 @@ from htc_dl.regression import draw_points, pixel_errors, point_head, points_to_p
 
 def test_corners_and_centre_map_to_the_right_pixels():
     pts = torch.tensor([[-1., -1.], [0., 0.], [1., 1.]])
-    torch.testing.assert_close(points_to_pixels(pts, 640, 480), torch.tensor([[0., 0.], [320., 240.], [640., 480.]]))
+    torch.testing.assert_close(points_to_pixels(pts, 640, 480),
+                               torch.tensor([[0., 0.], [320., 240.], [640., 480.]]))
 
 
 def test_an_error_of_a_tenth_of_the_range_is_five_percent_of_the_width_in_pixels():
-    assert pixel_errors(torch.tensor([[0.1, 0.]]), torch.zeros(1, 2), 640, 480).item() == pytest.approx(32.0)
-    assert pixel_errors(torch.tensor([[0., 0.1]]), torch.zeros(1, 2), 640, 480).item() == pytest.approx(24.0)
-    assert pixel_errors(torch.tensor([[[0.3, 0.4]]]), torch.tensor([[[0., 0.]]]), 200, 200).item() == pytest.approx(50.0)
+    assert (pixel_errors(torch.tensor([[0.1, 0.]]), torch.zeros(1, 2), 640, 480).item()
+            == pytest.approx(32.0))
+    assert (pixel_errors(torch.tensor([[0., 0.1]]), torch.zeros(1, 2), 640, 480).item()
+            == pytest.approx(24.0))
+    assert (pixel_errors(torch.tensor([[[0.3, 0.4]]]), torch.tensor([[[0., 0.]]]), 200, 200).item()
+            == pytest.approx(50.0))
 
 
 def test_mismatched_shapes_are_refused_with_the_shapes_named():

@@ -1,4 +1,5 @@
-"htc_dl.text: GloVe read offline, the LSTM classifier, the label-budget pieces and word attributions."
+"""htc_dl.text: GloVe read offline, the LSTM classifier, the label-budget pieces and word
+attributions."""
 import re
 import numpy as np
 import pandas as pd
@@ -16,14 +17,16 @@ def test_glove_words_line_up_with_their_vectors():
     unit = lambda w: vectors[index[w]] / np.linalg.norm(vectors[index[w]])
     assert unit("movie") @ unit("film") == pytest.approx(0.93, abs=0.01)
     assert unit("king") @ unit("queen") > unit("king") @ unit("skirt") + 0.4
-    nearest = lambda w: words[int(np.argmax(vectors[:20_000] @ unit(w) / np.linalg.norm(vectors[:20_000], axis=1)))]
+    nearest = lambda w: words[int(np.argmax(vectors[:20_000] @ unit(w)
+                                            / np.linalg.norm(vectors[:20_000], axis=1)))]
     assert nearest("dress") == "dress"
 
 
 def test_a_file_that_is_not_parquet_is_refused_with_its_name(tmp_path):
     bad = tmp_path/"index.parquet"
     bad.write_bytes(b"not parquet at all")
-    with pytest.raises(ValueError, match="index.parquet is not a parquet file"): text.parquet_strings(bad, 3)
+    with pytest.raises(ValueError, match="index.parquet is not a parquet file"):
+        text.parquet_strings(bad, 3)
 
 
 def test_glove_matrix_copies_known_words_and_covers_review_vocabulary(tmp_path):
@@ -43,24 +46,30 @@ def test_lstm_classifier_ignores_padding_wherever_it_sits():
     review = torch.tensor([[4, 9, 17, 23]])
     padded = torch.tensor([[1, 1, 4, 9, 17, 23, 1]])
     torch.testing.assert_close(model(review), model(padded))
-    assert model(torch.ones(1, 5, dtype=torch.long)).isfinite().all()   # an empty review still answers
+    # an empty review still answers
+    assert model(torch.ones(1, 5, dtype=torch.long)).isfinite().all()
 
 
 def test_budget_rows_are_balanced_seeded_and_keep_every_validation_review():
-    df = pd.DataFrame({"label": ["negative", "positive", "positive"] * 40, "text": [f"t{i}" for i in range(120)],
+    df = pd.DataFrame({"label": ["negative", "positive", "positive"] * 40,
+                       "text": [f"t{i}" for i in range(120)],
                        "is_valid": [i >= 100 for i in range(120)]})
     rows = text.budget_rows(df, 20, seed=3)
     train = rows[~rows.is_valid]
     assert train.label.value_counts().to_dict() == {"negative": 10, "positive": 10}
-    assert rows.is_valid.sum() == 20 and train.index.equals(text.budget_rows(df, 20, seed=3)[~rows.is_valid].index)
-    assert text.label_budgets(1200) == [100, 300, 1000, 1200] and text.label_budgets(250) == [100, 250]
+    assert (rows.is_valid.sum() == 20
+            and train.index.equals(text.budget_rows(df, 20, seed=3)[~rows.is_valid].index))
+    assert (text.label_budgets(1200) == [100, 300, 1000, 1200]
+            and text.label_budgets(250) == [100, 250])
 
 
 def test_bag_of_words_learns_sentiment_words():
-    train = pd.DataFrame({"text": ["love it", "love this dress", "hate it", "returned, hate the fabric"] * 5,
+    train = pd.DataFrame({"text": ["love it", "love this dress", "hate it",
+                                   "returned, hate the fabric"] * 5,
                           "label": ["positive", "positive", "negative", "negative"] * 5})
     model = text.bag_of_words(train)
-    assert list(model.predict(["I love the colour", "I hate the zipper"])) == ["positive", "negative"]
+    assert list(model.predict(["I love the colour", "I hate the zipper"])) == [
+        "positive", "negative"]
 
 
 def test_word_attributions_add_up_and_the_page_shows_html_as_text():
@@ -70,7 +79,8 @@ def test_word_attributions_add_up_and_the_page_shows_html_as_text():
     scores, _ = text.word_attributions(model, model.embedding, ids, target=0)
     base = model.classify(model.embedding(torch.ones(1, 5, dtype=torch.long)), ids[None] != 1)
     assert scores.shape == (5,)
-    assert float(scores.sum()) == pytest.approx((model(ids[None])[0, 0] - base[0, 0]).item(), abs=1e-2)
+    assert float(scores.sum()) == pytest.approx((model(ids[None])[0, 0] - base[0, 0]).item(),
+                                                abs=1e-2)
     page = text.attribution_html(["<b>bold</b>", "ok"], [1.0, -0.5])
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>" not in page
 

@@ -1,5 +1,6 @@
-"""htc_dl.transfer (nbs/lessons/06a_transfer_learning.ipynb): the learning-rate suggestions, the per-group learning rates read
-from the optimiser, and the choice of mixed precision. A three-layer model on random numbers keeps every test fast."""
+"""htc_dl.transfer (nbs/lessons/06a_transfer_learning.ipynb): the learning-rate suggestions, the
+per-group learning rates read from the optimiser, and the choice of mixed precision. A three-layer
+model on random numbers keeps every test fast."""
 import pytest
 import torch
 from torch import nn
@@ -15,19 +16,23 @@ def fastai():
     from fastai.callback.core import Callback
     from fastai.torch_core import params
     import fastai.callback.schedule  # noqa: F401  (adds lr_find and fit_one_cycle)
-    return dict(DataLoaders=DataLoaders, Learner=Learner, CrossEntropyLossFlat=CrossEntropyLossFlat, Callback=Callback, params=params)
+    return dict(DataLoaders=DataLoaders, Learner=Learner, CrossEntropyLossFlat=CrossEntropyLossFlat,
+                Callback=Callback, params=params)
 
 
 @pytest.fixture
 def learner(fastai):
-    "A fresh 3-group Learner (one group per Linear layer) on 128 random points labelled by the sign of their first coordinate."
+    """A fresh 3-group Learner (one group per Linear layer) on 128 random points labelled by the
+    sign of their first coordinate."""
     torch.manual_seed(0)
     x = torch.randn(160, 4)
     y = (x[:, 0] > 0).long()
-    dls = fastai["DataLoaders"].from_dsets(list(zip(x[:128], y[:128])), list(zip(x[128:], y[128:])), bs=16, num_workers=0)
+    dls = fastai["DataLoaders"].from_dsets(list(zip(x[:128], y[:128])), list(zip(x[128:], y[128:])),
+                                           bs=16, num_workers=0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
     splitter = lambda m: [fastai["params"](m[0]), fastai["params"](m[2]), fastai["params"](m[4])]
-    return fastai["Learner"](dls, model, loss_func=fastai["CrossEntropyLossFlat"](), splitter=splitter)
+    return fastai["Learner"](dls, model, loss_func=fastai["CrossEntropyLossFlat"](),
+                             splitter=splitter)
 
 
 def test_lr_suggestions_returns_the_four_rules_as_numbers_inside_the_swept_range_and_leaves_the_weights(learner):
@@ -72,14 +77,16 @@ def test_group_lrs_during_fit_one_cycle_peaks_at_the_slice_for_each_group(learne
     lrs = torch.tensor(record.lrs, dtype=torch.float64)
     assert lrs.shape == (16, 3)                                   # 8 batches x 2 epochs, 3 groups
     assert lrs.max(0).values.tolist() == pytest.approx([1e-5, 1e-4, 1e-3], rel=1e-6)
-    assert (lrs[:, 2] / lrs[:, 0]).tolist() == pytest.approx([100] * 16, rel=1e-6)   # 100 times apart at every batch
+    # 100 times apart at every batch
+    assert (lrs[:, 2] / lrs[:, 0]).tolist() == pytest.approx([100] * 16, rel=1e-6)
 
 
 def test_param_groups_counts_what_freeze_leaves_trainable(learner):
     learner.freeze()
     rows = param_groups(learner)
     assert [r["parameters"] for r in rows] == [4*8 + 8, 8*8 + 8, 8*2 + 2]
-    assert [r["trainable"] for r in rows] == [0, 0, 8*2 + 2]        # only the last group (the head) trains
+    # only the last group (the head) trains
+    assert [r["trainable"] for r in rows] == [0, 0, 8*2 + 2]
     learner.unfreeze()
     assert all(r["trainable"] == r["parameters"] for r in param_groups(learner))
     assert [r["lr"] for r in param_groups(learner)] == group_lrs(learner)

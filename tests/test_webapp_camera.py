@@ -175,10 +175,12 @@ def test_a_camera_unplugged_while_running_gets_a_message_and_uploads_still_work(
         open_page, dist, tmp_path):
     page = open_page()
     start_camera(page)
+    # what the browser fires when it is unplugged
     page.evaluate("document.getElementById('video').srcObject.getVideoTracks()[0]"
-                  ".dispatchEvent(new Event('ended'))")   # what the browser fires when it is unplugged
+                  ".dispatchEvent(new Event('ended'))")
     page.wait_for_selector("#message:not([hidden])", timeout=30_000)
-    assert page.inner_text("#message").startswith("The camera stopped (unplugged, or taken by another")
+    assert page.inner_text("#message").startswith(
+        "The camera stopped (unplugged, or taken by another")
     assert page.is_enabled("#camera-start")
     assert page.evaluate("document.getElementById('video').srcObject") is None   # camera released
     assert_upload_works(page, dist, tmp_path)

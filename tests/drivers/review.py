@@ -1,4 +1,5 @@
-"Browser driver for nbs/apps/review.ipynb: pick a real review, type one, paste HTML, empty the box, as a learner would."
+"""Browser driver for nbs/apps/review.ipynb: pick a real review, type one, paste HTML, empty the
+box, as a learner would."""
 import re, sys, time
 
 from browser_helpers import wait_for_text
@@ -7,7 +8,8 @@ VERDICT = r"This review reads (positive|negative) \((\d+\.\d)% sure\)"
 
 
 def drive(page, app, files):
-    "Pick the real negative reviews (most read negative), type a positive one, paste a <script>, empty the box."
+    """Pick the real negative reviews (most read negative), type a positive one, paste a <script>,
+    empty the box."""
     # the suite's timing table, when run by it
     record = getattr(sys.modules.get("test_browser"), "record", lambda *args: None)
     # the model is ready (trained first on a first launch)
@@ -17,7 +19,8 @@ def drive(page, app, files):
     options = select.evaluate("s => [...s.options].map(o => o.value)")
     assert sum(o.startswith("a film review") for o in options) == 2, options
     verdicts = []
-    for option in [o for o in options if o.startswith("a real negative review")]:   # the model misreads some
+    # the model misreads some
+    for option in [o for o in options if o.startswith("a real negative review")]:
         before = page.locator("body").inner_text()
         t0 = time.perf_counter()
         select.select_option(value=option)
@@ -26,7 +29,8 @@ def drive(page, app, files):
         record(app, "example picked -> verdict and coloured words", time.perf_counter() - t0)
         verdicts.append(m.group(1))
     assert verdicts.count("negative") >= 2, verdicts
-    assert page.locator(".widget-html span[title]").count() > 5, "the words of the review are coloured"
+    assert page.locator(".widget-html span[title]").count() > 5, \
+        "the words of the review are coloured"
 
     box = page.locator(".widget-textarea textarea").first
     t0 = time.perf_counter()
@@ -37,7 +41,8 @@ def drive(page, app, files):
     box.fill("<script>document.title='hacked'</script><b>Cheap</b> fabric and an awful fit.")
     wait_for_text(page, r"The review contains HTML: it is shown as plain text, never run")
     assert page.title() != "hacked"
-    assert page.get_by_text(re.compile(r"<script>document\.title")).count() >= 1, "the script is shown as text"
+    assert page.get_by_text(re.compile(r"<script>document\.title")).count() >= 1, \
+        "the script is shown as text"
     assert page.locator(".widget-html b", has_text="Cheap").count() == 0, "the <b> is not rendered"
 
     box.fill("")
