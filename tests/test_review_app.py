@@ -1,6 +1,6 @@
-"""The "What does this review say?" app (htc_dl.review_app): its model trained exactly as the app trains it on first
-launch, its accuracy on held-out real reviews, the app driven through its widgets, each bad input of the box, saving
-and loading."""
+"""The "What does this review say?" app (htc_dl.review_app): its model trained exactly as the app
+trains it on first launch, its accuracy on held-out real reviews, the app driven through its
+widgets, each bad input of the box, saving and loading."""
 import html, re
 
 import numpy as np
@@ -13,7 +13,8 @@ from htc_dl.review_app import (MAX_CHARS, REVIEW_FILE, cached_review_model, load
                                train_review_model, word_pushes)
 
 GOOD = "Beautiful dress, the fabric is soft and it fits perfectly. I get compliments every time."
-BAD = "Terrible quality: the seams came apart after one wash and it runs two sizes small. Returned it."
+BAD = ("Terrible quality: the seams came apart after one wash and it runs two sizes small. "
+       "Returned it.")
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,16 @@ def held_out(model):
 
 @pytest.fixture
 def app(model):
-    "The app as Voila builds it, answering at once (no pause for typing) so each check reads its answer."
+    """The app as Voila builds it, answering at once (no pause for typing) so each check reads its
+    answer."""
     return review_app(model, debounce_s=0)
 
 
 def shown_text(app):
-    "The review as the page shows it: the highlighted HTML with its tags removed and its escapes undone."
-    return html.unescape(re.sub(r"<[^>]*>", "", app.words.value)).replace("Green words pushed towards positive, "
-                                                                           "red towards negative:", "")
+    """The review as the page shows it: the highlighted HTML with its tags removed and its escapes
+    undone."""
+    return html.unescape(re.sub(r"<[^>]*>", "", app.words.value)).replace(
+        "Green words pushed towards positive, red towards negative:", "")
 
 
 def verdict(app):
@@ -61,7 +64,8 @@ def assert_still_answers(app):
 def test_app_model_trains_in_about_a_minute_of_cpu_on_the_offline_reviews(model):
     about = model.about
     assert about["train_cpu_s"] < 90, about   # one thread; measured about 45 s here
-    assert about["trained_on"] == "3,792 women's clothing reviews" and about["n_valid"] == 946, about
+    assert (about["trained_on"] == "3,792 women's clothing reviews"
+            and about["n_valid"] == 946), about
 
 
 def test_model_reads_most_held_out_real_reviews_right_in_both_classes(model, held_out):
@@ -69,8 +73,8 @@ def test_model_reads_most_held_out_real_reviews_right_in_both_classes(model, hel
     right = (review_probabilities(model, texts) >= 0.5).numpy() == positive
     # measured 88.8% (946 reviews, balanced); the bar leaves room for another torch build's numerics
     assert right.mean() >= 0.85, right.mean()
-    assert right[positive].mean() >= 0.8 and right[~positive].mean() >= 0.8, (right[positive].mean(),
-                                                                               right[~positive].mean())
+    assert right[positive].mean() >= 0.8 and right[~positive].mean() >= 0.8, \
+        (right[positive].mean(), right[~positive].mean())
     assert abs(right.mean() - model.about["valid_accuracy"]) < 1e-3
 
 
@@ -85,10 +89,12 @@ def test_same_text_gives_the_same_answer_and_the_same_word_pushes(model, app):
 
 
 def test_the_words_that_push_hardest_are_the_ones_a_reader_would_pick(model):
-    pushes = {w: p for w, *_, p in word_pushes(model, "Love it, gorgeous colour. Terrible zipper, cheap fabric.")}
+    pushes = {w: p for w, *_, p in
+              word_pushes(model, "Love it, gorgeous colour. Terrible zipper, cheap fabric.")}
     assert max(pushes, key=pushes.get) == "love", pushes
     assert min(pushes, key=pushes.get) in {"terrible", "cheap", "fabric"}, pushes
-    pushes = {w: p for w, *_, p in word_pushes(model, "The fabric is cheap and the zipper broke. Disappointed.")}
+    pushes = {w: p for w, *_, p in
+              word_pushes(model, "The fabric is cheap and the zipper broke. Disappointed.")}
     assert min(pushes, key=pushes.get) in {"disappointed", "cheap"}, pushes
 
 
@@ -103,10 +109,11 @@ def test_picker_offers_held_out_real_reviews_and_film_reviews_and_answers_them(m
         right += verdict(app)[0] in label
     assert right >= 5, right
     assert "weaker on film reviews" in app.facts.value
-    assert f"it gets {model.about['valid_accuracy']:.1%} of 946 held-out reviews right" in app.facts.value
+    assert (f"it gets {model.about['valid_accuracy']:.1%} of 946 held-out reviews right"
+            in app.facts.value)
 
 
-# ---------------------------------------------------------------- each bad input: its message, then a good review
+# -------------------------------------------------- each bad input: its message, then a good review
 
 def test_empty_box_says_so_and_the_next_review_is_answered(app):
     app.box.value = GOOD
@@ -118,7 +125,8 @@ def test_empty_box_says_so_and_the_next_review_is_answered(app):
 
 def test_whitespace_only_box_says_so_and_the_next_review_is_answered(app):
     app.box.value = " \n\t  \n"
-    assert "The box is empty (only spaces or line breaks)" in app.answer.value and verdict(app) is None
+    assert ("The box is empty (only spaces or line breaks)" in app.answer.value
+            and verdict(app) is None)
     assert_still_answers(app)
 
 
@@ -126,7 +134,8 @@ def test_one_megabyte_paste_is_cut_at_the_stated_length_and_said(app):
     paste = (BAD + " ") * (2**20 // (len(BAD) + 1) + 1)
     assert len(paste) >= 2**20
     app.box.value = paste
-    assert f"The text is {len(paste):,} characters long: only the first {MAX_CHARS:,} are read" in app.notes.value
+    assert (f"The text is {len(paste):,} characters long: only the first {MAX_CHARS:,} are read"
+            in app.notes.value)
     assert verdict(app)[0] == "negative"
     assert shown_text(app) == paste[:MAX_CHARS].strip()
     assert_still_answers(app)
@@ -134,12 +143,14 @@ def test_one_megabyte_paste_is_cut_at_the_stated_length_and_said(app):
 
 def test_control_characters_and_binary_garbage_are_removed_and_said(app):
     app.box.value = GOOD.replace(" ", " \x00\x1b\x07", 5) + "\ufffd\ue000"
-    assert "Removed 17 control or unreadable characters (binary data?)." in app.notes.value, app.notes.value
+    assert "Removed 17 control or unreadable characters (binary data?)." in app.notes.value, \
+        app.notes.value
     assert verdict(app)[0] == "positive" and shown_text(app) == GOOD
     garbage = np.random.default_rng(0).bytes(3000).decode("utf-8", "replace")
     app.box.value = garbage
     assert "control or unreadable characters" in app.notes.value
-    assert "words are ones the model learned (is the review in English?)" in app.notes.value, app.notes.value
+    assert "words are ones the model learned (is the review in English?)" in app.notes.value, \
+        app.notes.value
     app.box.value = "\x00\x01\x02\x7f" * 100
     assert "Nothing readable is left" in app.answer.value and verdict(app) is None
     assert_still_answers(app)
@@ -155,13 +166,15 @@ def test_emoji_are_kept_on_the_page_and_said(app):
     assert_still_answers(app)
 
 
-@pytest.mark.parametrize("review", ["Cette robe est vraiment magnifique, je la porte tout le temps.",
-                                    "Das Kleid ist wunderschön, aber leider viel zu groß.",
-                                    "この服はとても可愛いです。サイズもぴったりでした。"])
+@pytest.mark.parametrize("review",
+                         ["Cette robe est vraiment magnifique, je la porte tout le temps.",
+                          "Das Kleid ist wunderschön, aber leider viel zu groß.",
+                          "この服はとても可愛いです。サイズもぴったりでした。"])
 def test_non_english_review_gets_a_note_that_the_answer_is_a_guess(app, review):
     app.box.value = review
     assert verdict(app) is not None
-    assert "words are ones the model learned (is the review in English?)" in app.notes.value, app.notes.value
+    assert "words are ones the model learned (is the review in English?)" in app.notes.value, \
+        app.notes.value
     assert shown_text(app) == review
     assert_still_answers(app)
 
@@ -192,7 +205,8 @@ def test_saved_model_loads_with_the_same_answers_and_leaves_no_temporary_file(mo
     saved = save_review_model(model, tmp_path/REVIEW_FILE)
     loaded, how = load_review_model(saved)
     assert how == "loaded" and loaded.vocab == model.vocab
-    assert [predict_review(loaded, t) for t in (GOOD, BAD)] == [predict_review(model, t) for t in (GOOD, BAD)]
+    assert ([predict_review(loaded, t) for t in (GOOD, BAD)]
+            == [predict_review(model, t) for t in (GOOD, BAD)])
     assert [p.name for p in tmp_path.iterdir()] == [REVIEW_FILE]
 
 
@@ -218,9 +232,11 @@ def test_a_model_that_cannot_be_made_is_reported_and_the_page_stays_up(monkeypat
 
 
 def test_background_load_fills_the_page_then_answers(model, monkeypatch):
-    monkeypatch.setattr(review_app_module, "cached_review_model", lambda: (model, "Model loaded from x."))
+    monkeypatch.setattr(review_app_module, "cached_review_model",
+                        lambda: (model, "Model loaded from x."))
     app = review_app(background=True, debounce_s=0)
     app.loading.join()
-    assert "Type a review or pick an example" in app.answer.value and "Model loaded from x." in app.facts.value
+    assert ("Type a review or pick an example" in app.answer.value
+            and "Model loaded from x." in app.facts.value)
     app.box.value = BAD
     assert verdict(app)[0] == "negative"
