@@ -1,25 +1,29 @@
-"htc_dl.collab outside the lesson: bad ratings tables, the embedding from scratch, and what training recovers of the planted truth."
+"""htc_dl.collab outside the lesson: bad ratings tables, the embedding from scratch, and what
+training recovers of the planted truth."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from htc_dl.collab import (DotProduct, DotProductBias, ScratchEmbedding, encode_ratings, factor_recovery_r2, fit_collab,
-                           most_similar, noise_floor_ratio, one_hot_lookup, rating_range, sigmoid_range)
+from htc_dl.collab import (DotProduct, DotProductBias, ScratchEmbedding, encode_ratings,
+                           factor_recovery_r2, fit_collab, most_similar, noise_floor_ratio,
+                           one_hot_lookup, rating_range, sigmoid_range)
 from htc_dl.ratings import check_ratings, ratings_vocab, read_ratings
 from htc_dl.data import movielens, planted_truth
 
 
 @pytest.fixture(scope="module")
 def small_run(one_torch_thread):
-    "The lesson's recipe (rank 5, wd 0.3, 20 epochs) trained once on the small offline ratings with an 80/20 split."
+    """The lesson's recipe (rank 5, wd 0.3, 20 epochs) trained once on the small offline ratings
+    with an 80/20 split."""
     path = movielens(source="offline", size="small")
     ratings, truth = read_ratings(path), planted_truth(path)
     valid_rows = np.random.default_rng(42).permutation(len(ratings))[: len(ratings) // 5]
     valid, train = ratings.iloc[valid_rows], ratings.drop(ratings.index[valid_rows])
     model, valid_mse = fit_collab(train, valid)
-    return dict(ratings=ratings, truth=truth, train=train, valid=valid, model=model, valid_mse=valid_mse)
+    return dict(ratings=ratings, truth=truth, train=train, valid=valid, model=model,
+                valid_mse=valid_mse)
 
 
 # ---------------------------------------------------------------- reading and checking ratings
@@ -33,13 +37,17 @@ def test_ratings_with_other_column_names_get_an_error_naming_them_and_the_fix():
 
 
 def test_names_maps_other_columns_and_a_rating_column_of_text_is_refused():
-    theirs = pd.DataFrame({"uid": [1, 2], "mid": [10, 20], "stars": [4.0, 3.5], "movie": ["a", "b"]})
+    theirs = pd.DataFrame({"uid": [1, 2], "mid": [10, 20], "stars": [4.0, 3.5],
+                           "movie": ["a", "b"]})
     renamed = check_ratings(theirs, names=dict(user="uid", item="mid", rating="stars"))
-    assert list(renamed.columns) == ["user", "movie", "rating"] and renamed.movie.tolist() == [10, 20]
+    assert (list(renamed.columns) == ["user", "movie", "rating"]
+            and renamed.movie.tolist() == [10, 20])
     with pytest.raises(ValueError, match="must hold numbers.*pd.to_numeric"):
-        check_ratings(theirs.assign(stars=["4", "3"]), names=dict(user="uid", item="mid", rating="stars"))
+        check_ratings(theirs.assign(stars=["4", "3"]),
+                      names=dict(user="uid", item="mid", rating="stars"))
     with pytest.raises(ValueError, match="2 ratings are empty"):
-        check_ratings(theirs.assign(stars=[np.nan, np.nan]), names=dict(user="uid", item="mid", rating="stars"))
+        check_ratings(theirs.assign(stars=[np.nan, np.nan]),
+                      names=dict(user="uid", item="mid", rating="stars"))
 
 
 def test_a_folder_without_movielens_files_says_how_to_get_them(tmp_path):
@@ -51,7 +59,8 @@ def test_a_folder_without_movielens_files_says_how_to_get_them(tmp_path):
 def test_offline_ratings_read_as_ml100k_with_a_title_for_every_rating(small_run):
     ratings, truth = small_run["ratings"], small_run["truth"]
     assert list(ratings.columns) == ["user", "movie", "rating", "timestamp", "title"]
-    assert len(ratings) == truth["n_ratings"] and 40_000 < len(ratings) <= 45_000   # repeated pairs are dropped
+    # repeated pairs are dropped
+    assert len(ratings) == truth["n_ratings"] and 40_000 < len(ratings) <= 45_000
     assert ratings.title.notna().all() and ratings.title.str.match(r".+ \(\d{4}\)$").all()
 
 
@@ -59,7 +68,8 @@ def test_ids_outside_the_vocab_are_refused_with_the_fix():
     ratings = pd.DataFrame({"user": [7, 9], "movie": [30, 10], "rating": [5.0, 1.0]})
     users, movies = ratings_vocab(ratings)
     assert encode_ratings(ratings, users, movies)[0].tolist() == [[0, 1], [1, 0]]
-    with pytest.raises(ValueError, match=r"1 ratings have movie ids the model does not know \(e.g. 99\).*ratings_vocab"):
+    with pytest.raises(ValueError, match=r"1 ratings have movie ids the model does not know "
+                                         r"\(e.g. 99\).*ratings_vocab"):
         encode_ratings(ratings.assign(movie=[30, 99]), users, movies)
 
 
@@ -70,7 +80,8 @@ def test_scratch_embedding_gives_the_same_outputs_and_gradients_as_nn_embedding(
     with torch.no_grad(): reference.weight.copy_(scratch.weight)
     idx = torch.tensor([[1, 6], [6, 6]])
     assert torch.equal(scratch(idx), reference(idx)) and scratch(idx).shape == (2, 2, 4)
-    (scratch(idx) * torch.arange(4.)).sum().backward(); (reference(idx) * torch.arange(4.)).sum().backward()
+    (scratch(idx) * torch.arange(4.)).sum().backward()
+    (reference(idx) * torch.arange(4.)).sum().backward()
     assert torch.allclose(scratch.weight.grad, reference.weight.grad)
     assert scratch.weight.grad[6].tolist() == [0., 3., 6., 9.]   # looked up three times
     assert [n for n, _ in scratch.named_parameters()] == ["weight"]
@@ -104,13 +115,16 @@ def test_factor_recovery_r2_sees_through_any_invertible_linear_map_and_not_throu
     rng = np.random.default_rng(1)
     planted = rng.normal(size=(300, 5))
     rotated = planted @ rng.normal(size=(5, 5)) + 2.0
-    assert factor_recovery_r2(rotated, planted, np.arange(150), np.arange(150, 300)) == pytest.approx(1.0)
-    assert factor_recovery_r2(rng.normal(size=(300, 5)), planted, np.arange(150), np.arange(150, 300)) < 0.1
+    assert (factor_recovery_r2(rotated, planted, np.arange(150), np.arange(150, 300))
+            == pytest.approx(1.0))
+    assert factor_recovery_r2(rng.normal(size=(300, 5)), planted, np.arange(150),
+                              np.arange(150, 300)) < 0.1
 
 
 def test_small_mode_training_gets_within_1_3x_of_the_noise_floor(small_run):
     ratio = noise_floor_ratio(small_run["valid_mse"][-1], small_run["truth"]["noise_sd"])
-    assert 1.0 < ratio <= 1.3, ratio   # no model reaches 1.0: 45,000 ratings leave every movie's factors a little uncertain
+    # no model reaches 1.0: 45,000 ratings leave every movie's factors a little uncertain
+    assert 1.0 < ratio <= 1.3, ratio
     assert small_run["valid_mse"][-1] < small_run["valid_mse"][2]   # and the epochs helped
 
 
@@ -125,11 +139,13 @@ def test_learned_movie_factors_recover_the_planted_ones_for_movies_with_ratings(
     r2 = factor_recovery_r2(learned, planted, well_rated[:half], well_rated[half:])
     assert r2 >= 0.8, r2
     rarely_rated = np.flatnonzero((counts > 0) & (counts < 10))
-    assert factor_recovery_r2(learned, planted, well_rated[:half], rarely_rated) < r2 - 0.3   # the bootstrapping problem
+    # the bootstrapping problem
+    assert factor_recovery_r2(learned, planted, well_rated[:half], rarely_rated) < r2 - 0.3
 
 
 def test_learned_biases_follow_the_planted_ones(small_run):
     model, truth = small_run["model"], small_run["truth"]
     users, movies = ratings_vocab(small_run["ratings"])
-    r = np.corrcoef(model.movie_bias.weight[:, 0].detach().numpy(), truth["movie_bias"][movies - 1])[0, 1]
+    r = np.corrcoef(model.movie_bias.weight[:, 0].detach().numpy(),
+                    truth["movie_bias"][movies - 1])[0, 1]
     assert r > 0.8, r
