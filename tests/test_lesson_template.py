@@ -1,6 +1,7 @@
-"""Every lesson follows one template: a title, a one-line subtitle naming its place in the course, one
-Colab and one Binder link at its own path, the same Colab setup cell, a "What we did" recap whose bullets
-point back at the lesson's sections, and the self-check quiz in the last code cells."""
+"""Every lesson follows one template: a title, a one-line subtitle naming its place in the course,
+one Colab and one Binder link at its own path, the same Colab setup cell, a "What we did" recap
+whose bullets point back at the lesson's sections, and the self-check quiz in the last code
+cells."""
 import json, re
 from pathlib import Path
 
@@ -23,7 +24,8 @@ QUIZ_MORE, QUIZ_END = "questions += [\n", "quiz(questions)"
 
 
 def cells(nb_path):
-    return [(c["cell_type"], "".join(c["source"])) for c in json.loads(nb_path.read_text())["cells"]]
+    return [(c["cell_type"], "".join(c["source"]))
+            for c in json.loads(nb_path.read_text())["cells"]]
 
 
 def ending(nb_path):
@@ -41,9 +43,11 @@ def place_in_course(nb_path):
 
 
 def expected_links(nb_path):
-    "Colab and GitHub readers open branch `executed`: the notebooks as the site workflow last ran them."
+    """Colab and GitHub readers open branch `executed`: the notebooks as the site workflow last ran
+    them."""
     rel = nb_path.relative_to(ROOT).as_posix()
-    return (f"[Open in Colab](https://colab.research.google.com/github/{REPO}/blob/executed/{rel}) · "
+    return ("[Open in Colab]"
+            f"(https://colab.research.google.com/github/{REPO}/blob/executed/{rel}) · "
             f"[Run on Binder](https://mybinder.org/v2/gh/{REPO}/HEAD?urlpath=lab/tree/{rel}) · "
             f"[Read with outputs](https://github.com/{REPO}/blob/executed/{rel})")
 

@@ -13,7 +13,8 @@ APPS = sorted(p.stem for p in (ROOT/"nbs/apps").glob("*.ipynb") if p.stem != "in
 
 def binder_paths():
     "The `urlpath` of every Binder link: (kind, path in the repository)."
-    found = re.findall(rf"https://mybinder\.org/v2/gh/{REPO}/HEAD\?urlpath=(lab/tree|voila/render)/([^)\s]+)", README)
+    found = re.findall(rf"https://mybinder\.org/v2/gh/{REPO}/HEAD"
+                       r"\?urlpath=(lab/tree|voila/render)/([^)\s]+)", README)
     return [(kind, unquote(path)) for kind, path in found]
 
 
@@ -22,8 +23,10 @@ def test_every_binder_link_opens_a_file_or_folder_that_exists():
     assert len(links) >= 3, links
     for kind, path in links:
         if "<" in path: continue   # the documented pattern, not a link
-        assert (ROOT/path).exists(), f"README links Binder to {path}, which is not in the repository"
-        if kind == "voila/render": assert path.startswith("nbs/apps/") and path.endswith(".ipynb"), path
+        assert (ROOT/path).exists(), \
+            f"README links Binder to {path}, which is not in the repository"
+        if kind == "voila/render":
+            assert path.startswith("nbs/apps/") and path.endswith(".ipynb"), path
 
 
 def test_every_app_has_a_badge_that_opens_it_directly_in_voila():
@@ -34,9 +37,11 @@ def test_every_app_has_a_badge_that_opens_it_directly_in_voila():
 
 
 def test_gradient_badge_points_at_this_repository_with_a_python_311_container():
-    m = re.search(r"https://console\.paperspace\.com/github/([\w.-]+/[\w.-]+)\?machine=[\w-]+&container=([^)\s]+)", README)
+    m = re.search(r"https://console\.paperspace\.com/github/([\w.-]+/[\w.-]+)"
+                  r"\?machine=[\w-]+&container=([^)\s]+)", README)
     assert m and m.group(1) == REPO, "the Gradient badge must open this repository"
-    assert "py311" in m.group(2), "Gradient's container must match the Python of binder/runtime.txt (3.11)"
+    assert "py311" in m.group(2), \
+        "Gradient's container must match the Python of binder/runtime.txt (3.11)"
     assert (ROOT/"binder/runtime.txt").read_text().strip() == "python-3.11"
 
 
