@@ -149,7 +149,7 @@ def test_postbuild_is_strict_bash_installs_the_package_without_resolving_and_bui
     assert "def _jupyter_server_extension_points" in (voila_dir/"server_extension.py").read_text()
 
 
-def test_binder_server_config_gives_jupyter_server_the_upload_limit_of_make_start_and_keeps_other_settings(tmp_path):
+def test_binder_server_config_has_make_starts_upload_limit_and_keeps_other_settings(tmp_path):
     # repo2docker's own
     (tmp_path/"jupyter_server_config.json").write_text(json.dumps({"ServerApp": {"ip": "0.0.0.0"}}))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}

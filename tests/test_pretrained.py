@@ -30,7 +30,7 @@ def one_step(model, x, y):
             + [b.clone() for n, b in model.named_buffers() if "running" in n])
 
 
-def test_checkpointing_a_torchvision_body_halves_what_autograd_keeps_and_changes_no_gradient_or_running_statistic():
+def test_checkpointing_halves_what_autograd_keeps_and_changes_no_gradient_or_statistic():
     plain, x, y = resnet_learner(), torch.randn(4, 3, 128, 128), torch.tensor([0, 1, 2, 0])
     learn = SimpleNamespace(model=copy.deepcopy(plain.model))
     recompute_activations(learn)

@@ -111,7 +111,7 @@ def test_basic_optim_matches_torch_optim_sgd_step_for_step_and_zero_grad_clears(
     assert all(p.grad is None for p in ours.parameters())
 
 
-def test_batch_accuracy_counts_scores_on_the_right_side_of_zero_and_validate_epoch_weights_batches_by_size():
+def test_batch_accuracy_reads_the_sign_and_validate_epoch_weights_batches_by_size():
     scores, targets = (torch.tensor([[2.], [-1.], [0.5], [-3.]]),
                        torch.tensor([[1.], [1.], [0.], [0.]]))
     assert batch_accuracy(scores, targets).item() == 0.5
@@ -269,7 +269,7 @@ def test_basic_learner_reaches_fastais_accuracy_epoch_by_epoch_given_the_same_se
 
 
 @pytest.mark.parametrize("seed", [6, 42])   # 6 was the widest gap of seeds 0-9
-def test_basic_learner_with_our_loader_is_within_two_points_of_fastai_with_its_own_for_the_same_seed(digits, seed):
+def test_basic_learner_with_our_loader_is_within_two_points_of_fastai_for_one_seed(digits, seed):
     fastai_history, basic_history = linear_learners(digits, seed=seed, epochs=10,
                                                     fastai_loader=True)
     assert abs(fastai_history[-1] - basic_history[-1]) <= OWN_LOADERS_TOLERANCE, \

@@ -35,7 +35,7 @@ def learner(fastai):
                              splitter=splitter)
 
 
-def test_lr_suggestions_returns_the_four_rules_as_numbers_inside_the_swept_range_and_leaves_the_weights(learner):
+def test_lr_suggestions_are_four_numbers_in_the_swept_range_and_leave_the_weights(learner):
     before = [p.detach().clone() for p in learner.model.parameters()]
     suggested = lr_suggestions(learner, num_it=40, show_plot=False)
     assert list(suggested) == ["minimum", "steep", "valley", "slide"]
