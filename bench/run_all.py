@@ -139,8 +139,8 @@ def run_notebooks(clock, reserve_s):
     nb_cap, full_spec, full_cap = (env_int("BENCH_NB_TIMEOUT", 420),
                                    os.environ.get("BENCH_FULL", ""),
                                    env_int("BENCH_FULL_TIMEOUT", 600))
-    rows = []
-    for path in lesson_notebooks():
+    rows, paths = [], {path.name: path for path in lesson_notebooks()}
+    for path in paths.values():
         budget = min(nb_cap, clock.left() - reserve_s)
         row = {"notebook": path.name}
         if budget < 20: row["small"] = {"status": "not run (budget)"}
@@ -160,7 +160,7 @@ def run_notebooks(clock, reserve_s):
             row["full"] = {"status": "not run (budget)", "why": "no time left in this run"}
             continue
         print(f"-- {row['notebook']} full mode (budget {budget:.0f} s)", flush=True)
-        row["full"] = _safe_run(run_notebook, ROOT / "nbs" / row["notebook"], False, int(budget),
+        row["full"] = _safe_run(run_notebook, paths[row["notebook"]], False, int(budget),
                                 expressions_for(row["notebook"]))
         _print_run(row["full"])
     os.environ["HTC_DL_SMALL"] = "1"
