@@ -4,7 +4,6 @@ that measures.
 `python bench/run_all.py --render` calls `render(run)` on test-output/bench/run.json without
 measuring again. `write_readme_goals` copies the page's goals table into README.md.
 """
-import os
 from pathlib import Path
 from goals import goals_md
 
@@ -272,6 +271,5 @@ def write_readme_goals(results, readme):
         raise ValueError(f"{readme} needs the lines {README_START!r} and {README_END!r}, in that "
                          "order, where the goals table goes: add them, then run this again")
     text = text[:start + len(README_START)] + "\n\n" + goals_block(results) + "\n\n" + text[end:]
-    tmp = readme.with_name(f".{readme.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(text.encode())
-    os.replace(tmp, readme)
+    from htc_dl.data import write_file_atomically
+    write_file_atomically(readme, lambda tmp: tmp.write_bytes(text.encode()))
