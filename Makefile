@@ -80,23 +80,20 @@ pytest: install browser
 # Every notebook runs once per mode, on a copy of nbs/ whose executed notebooks (outputs saved) the site is built from.
 # nbdev-test starts notebooks in name order, so the longest (lessons 06a, 06f, 06g and 06h, 2-5 minutes each)
 # would start last and finish alone: they run one after the other in a stream of their own, beside a stream of all
-# the others. Offline, lesson 06h ends the other stream instead, alone by then (103 s there, 231 s beside the long
-# stream); online, where the other stream is longer, it joins the long stream, so the two streams end together.
+# the others.
 # Each stream runs its kernels with one OpenMP/MKL thread: two streams on 2 cores, each with two threads, spin-wait
 # against each other.
 EXECUTED := build/executed
-LONG := 06a_transfer_learning 06f_beyond_classification 06g_text
-LONG_ONLINE := $(LONG) 06h_gans
+LONG := 06a_transfer_learning 06f_beyond_classification 06g_text 06h_gans
 space := $(eval) $(eval)
 names_re = ^($(subst $(space),|,$(strip $(1))))\.ipynb$$
 STREAM_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-# $(call run_notebooks,FOLDER,ENVIRONMENT,LONG NOTEBOOKS,NOTEBOOKS SKIPPED): both streams at once; fails if
-# either fails.
+# $(call run_notebooks,FOLDER,ENVIRONMENT,NOTEBOOKS SKIPPED): both streams at once; fails if either fails.
 run_notebooks = long=0; rest=0; \
 	env $(STREAM_THREADS) $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 \
-	  --file-re '$(call names_re,$(3))' & pid=$$!; \
+	  --file-re '$(call names_re,$(LONG))' & pid=$$!; \
 	env $(STREAM_THREADS) $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 \
-	  --skip-file-re '$(call names_re,$(3) $(4))' || rest=$$?; \
+	  --skip-file-re '$(call names_re,$(LONG) $(3))' || rest=$$?; \
 	wait $$pid || long=$$?; \
 	if [ $$long != 0 ] || [ $$rest != 0 ]; then echo "FAIL: notebooks failed (above)"; exit 1; fi
 
@@ -112,7 +109,7 @@ OFFLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/online
 nbtest: install
 	@echo "Executing every notebook in nbs/ in small offline mode (executed copies in $(EXECUTED)/offline)..."
 	rm -rf $(EXECUTED)/offline && mkdir -p $(EXECUTED)/offline && cp -r nbs $(EXECUTED)/offline/
-	$(call run_notebooks,$(EXECUTED)/offline/nbs,$(OFFLINE_ENV),$(LONG))
+	$(call run_notebooks,$(EXECUTED)/offline/nbs,$(OFFLINE_ENV))
 
 # The notebooks again (all but OFFLINE_ONLY), against a mirror on 127.0.0.1 that serves each data set in its real
 # layout at its real file counts (tests/online/: drawn pictures, real names), with its own data and models folders;
@@ -132,7 +129,7 @@ nbtest-online: install
 	  "in $(EXECUTED)/online)..."
 	@echo "Offline only, the same in both modes ($(SAME_BOTH_MODES)): $(OFFLINE_ONLY)"
 	rm -rf $(EXECUTED)/online && mkdir -p $(EXECUTED)/online && cp -r nbs $(EXECUTED)/online/
-	$(START_MIRROR) $(call run_notebooks,$(EXECUTED)/online/nbs,$(ONLINE_ENV),$(LONG_ONLINE),$(OFFLINE_ONLY))
+	$(START_MIRROR) $(call run_notebooks,$(EXECUTED)/online/nbs,$(ONLINE_ENV),$(OFFLINE_ONLY))
 
 # The published site and the branch `executed` (the Pages workflow runs `make site MIRROR=0`): the online pass's
 # executed notebooks, with the OFFLINE_ONLY ones executed beside them, built into build/site. `make test` runs the

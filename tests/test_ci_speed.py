@@ -33,8 +33,8 @@ def test_the_online_pass_skips_exactly_the_listed_notebooks():
     assert names and all(p.exists() for p in listed()), [str(p) for p in listed()]
     every = sorted(ROOT.glob("nbs/**/*.ipynb"))
     assert len({p.name for p in every}) == len(every), "nbdev-test's --skip-file-re sees names only"
-    v = make_expand(ONLY="$(OFFLINE_ONLY)", LONGS="$(LONG_ONLINE)",   # the online rest stream's skip
-                    SKIP_RE="$(call names_re,$(LONG_ONLINE) $(OFFLINE_ONLY))")
+    v = make_expand(ONLY="$(OFFLINE_ONLY)", LONGS="$(LONG)",   # the online rest stream's skip
+                    SKIP_RE="$(call names_re,$(LONG) $(OFFLINE_ONLY))")
     assert v["ONLY"].split() == [n.removesuffix(".ipynb") for n in names]
     skipped = {p.name for p in every if re.search(v["SKIP_RE"], p.name)}
     assert skipped == set(names) | {n + ".ipynb" for n in v["LONGS"].split()}
