@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8866
 LAB_PORT ?= 8888
 
-.PHONY: install start lab test site site-html check-export check-clean pytest nbtest nbtest-online docs webapp browser bench dist clean
+.PHONY: install start lab test site site-html check-export check-clean pytest nbtest nbtest-online notebooks docs webapp browser bench dist clean
 
 # Re-installs only when the pins change (the stamp is newer than both pin files otherwise).
 $(STAMP): pyproject.toml requirements-lock.txt
@@ -32,7 +32,7 @@ lab: install
 
 # Fails on the first problem: stale package, unclean notebooks, failing notebooks, failing tests (the site's included).
 # Each step runs in turn and its seconds go to a table printed at the end, also when a step fails.
-TEST_STEPS := install check-export check-clean nbtest nbtest-online site-html webapp pytest
+TEST_STEPS := install check-export check-clean notebooks site-html webapp pytest
 STEP_TIMES := test-output/make-test-seconds.txt
 test:
 	@mkdir -p test-output && : > $(STEP_TIMES); t0=$$(date +%s); \
@@ -59,14 +59,14 @@ check-clean: install
 	  echo "FAIL: notebooks were not clean (listed above). Run nbdev-clean and commit."; \
 	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "nbdev-clean: notebooks are clean."
 
-# The static web app (webapp/dist): onnxruntime-web from the lock file, the page, and the model exported by htc_dl.deploy.
+# The static web app (webapp/dist): onnxruntime-web from the lock file, the page, and the model exported by htc_dl.bundle.
 # With MODEL=FOLDER VALID=FOLDER [OUT=FOLDER]: your own classifier's page instead (htc_dl.own_webapp), into OUT.
 webapp: install
 	cd webapp && npm ci --no-audit --no-fund
 ifdef MODEL
 	$(BIN)/python -m htc_dl.own_webapp --model "$(MODEL)" $(if $(VALID),--valid "$(VALID)") --out "$(or $(OUT),site/app)"
 else
-	$(BIN)/python -c "from htc_dl.deploy import build_webapp; print(build_webapp())"
+	$(BIN)/python -c "from htc_dl.bundle import build_webapp; print(build_webapp())"
 endif
 
 # Debian's chromium for the browser tests (driven by the PyPI playwright package; never `playwright install`).
@@ -74,62 +74,69 @@ browser:
 	@test -x /usr/bin/chromium || { echo "Installing Debian's chromium for the browser tests..."; \
 	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
+# Two pytest workers (the cores), each taking whole test files: one process alone keeps one core busy.
 pytest: install browser
-	$(BIN)/python -m pytest -q -ra --durations=15 tests/
+	$(BIN)/python -m pytest -q -ra --durations=15 -n 2 --dist loadfile tests/
 
 # Every notebook runs once per mode, on a copy of nbs/ whose executed notebooks (outputs saved) the site is built from.
-# nbdev-test starts notebooks in name order, so the longest (lessons 06a, 06f, 06g and 06h, 2-5 minutes each)
-# would start last and finish alone: they run one after the other in a stream of their own, beside a stream of all
-# the others.
-# Each stream runs its kernels with one OpenMP/MKL thread: two streams on 2 cores, each with two threads, spin-wait
-# against each other.
+# scripts/run_notebooks.py runs them two at a time (the cores), the longest first by the seconds of an earlier run
+# (NOTEBOOK_SECONDS), so no long lesson starts last and finishes alone; `make test` runs both passes in one schedule.
+# Each kernel gets one OpenMP/MKL thread: two kernels on 2 cores, each with two threads, spin-wait against each other.
 EXECUTED := build/executed
-LONG := 06a_transfer_learning 06f_beyond_classification 06g_text 06h_gans
-space := $(eval) $(eval)
-names_re = ^($(subst $(space),|,$(strip $(1))))\.ipynb$$
+NOTEBOOK_SECONDS := scripts/notebook_seconds.json
 STREAM_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-# $(call run_notebooks,FOLDER,ENVIRONMENT,NOTEBOOKS SKIPPED): both streams at once; fails if either fails.
-run_notebooks = long=0; rest=0; \
-	env $(STREAM_THREADS) $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 \
-	  --file-re '$(call names_re,$(LONG))' & pid=$$!; \
-	env $(STREAM_THREADS) $(2) $(BIN)/nbdev-test $(1) --save --timing --n-workers 1 \
-	  --skip-file-re '$(call names_re,$(LONG) $(3))' || rest=$$?; \
-	wait $$pid || long=$$?; \
-	if [ $$long != 0 ] || [ $$rest != 0 ]; then echo "FAIL: notebooks failed (above)"; exit 1; fi
+RUN_NOTEBOOKS := env $(STREAM_THREADS) $(BIN)/python scripts/run_notebooks.py --slots 2 \
+  --expected $(NOTEBOOK_SECONDS) --record test-output/notebook-seconds.json
+fresh_copy = rm -rf $(EXECUTED)/$(1) && mkdir -p $(EXECUTED)/$(1) && cp -r nbs $(EXECUTED)/$(1)/
 
-# The notebooks listed in SAME_BOTH_MODES run offline only. The offline pass runs every notebook with
-# tests/online/mode_guard on its path, which records each read of a mode or folder variable and each network
-# connection, per notebook, in MODE_RECORD; tests/test_ci_speed.py checks that the listed ones made none.
+# The offline pass runs every notebook with tests/online/mode_guard on its path, which records each read of a mode or
+# folder variable and each network connection, per notebook, in MODE_RECORD. The notebooks listed in SAME_BOTH_MODES
+# run offline only: tests/test_ci_speed.py checks that they made none.
 SAME_BOTH_MODES := tests/online/same_in_both_modes.txt
 OFFLINE_ONLY := $(basename $(notdir $(shell sed -e 's/\#.*//' $(SAME_BOTH_MODES) 2>/dev/null)))
 MODE_RECORD := $(EXECUTED)/offline/mode-reads.jsonl
 OFFLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/online/mode_guard \
   HTC_DL_GUARD_LOG=$(CURDIR)/$(MODE_RECORD)
+OFFLINE_PASS := --pass offline $(EXECUTED)/offline/nbs --env offline '$(OFFLINE_ENV)'
 
-nbtest: install
-	@echo "Executing every notebook in nbs/ in small offline mode (executed copies in $(EXECUTED)/offline)..."
-	rm -rf $(EXECUTED)/offline && mkdir -p $(EXECUTED)/offline && cp -r nbs $(EXECUTED)/offline/
-	$(call run_notebooks,$(EXECUTED)/offline/nbs,$(OFFLINE_ENV))
-
-# The notebooks again (all but OFFLINE_ONLY), against a mirror on 127.0.0.1 that serves each data set in its real
+# The online pass (all but OFFLINE_ONLY) runs against a mirror on 127.0.0.1 that serves each data set in its real
 # layout at its real file counts (tests/online/: drawn pictures, real names), with its own data and models folders;
-# with MIRROR=0, against the real data sets (fastai's URLs), as the Pages workflow runs them.
+# the mirror is built beside the first notebooks. With MIRROR=0 it runs against the real data sets (fastai's URLs),
+# as the Pages workflow does.
 MIRROR ?= 1
 ONLINE_PORT ?= 8765
 ONLINE := test-output/online
 ONLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=0
+ONLINE_PASS = --pass online $(EXECUTED)/online/nbs --env online '$(ONLINE_ENV)' --skip online '$(OFFLINE_ONLY)'
 ifeq ($(MIRROR),1)
 ONLINE_ENV += HTC_DL_URL_BASE=http://127.0.0.1:$(ONLINE_PORT)/ \
   HTC_DL_DATA=$(CURDIR)/$(ONLINE)-data HTC_DL_MODELS=$(CURDIR)/$(ONLINE)-models
-START_MIRROR := $(BIN)/python tests/online/serve.py --build $(ONLINE)-archives --port $(ONLINE_PORT) \
-  --background --pidfile $(ONLINE)-server.pid && trap 'kill $$(cat $(ONLINE)-server.pid)' EXIT;
+MIRROR_PID := $(ONLINE)-server.pid
+ONLINE_PASS += --first online '$(BIN)/python tests/online/serve.py --build $(ONLINE)-archives \
+  --port $(ONLINE_PORT) --background --pidfile $(MIRROR_PID)'
+STOP_MIRROR := rm -f $(MIRROR_PID); trap 'test ! -f $(MIRROR_PID) || kill $$(cat $(MIRROR_PID))' EXIT;
 endif
+
+nbtest: install
+	@echo "Executing every notebook in nbs/ in small offline mode (executed copies in $(EXECUTED)/offline)..."
+	$(call fresh_copy,offline)
+	$(RUN_NOTEBOOKS) $(OFFLINE_PASS)
+
 nbtest-online: install
 	@echo "Executing the notebooks in nbs/ in small mode against the simulated online mirror (executed copies"\
-	  "in $(EXECUTED)/online)..."
-	@echo "Offline only, the same in both modes ($(SAME_BOTH_MODES)): $(OFFLINE_ONLY)"
-	rm -rf $(EXECUTED)/online && mkdir -p $(EXECUTED)/online && cp -r nbs $(EXECUTED)/online/
-	$(START_MIRROR) $(call run_notebooks,$(EXECUTED)/online/nbs,$(ONLINE_ENV),$(OFFLINE_ONLY))
+	  "in $(EXECUTED)/online); offline only, the same in both modes: $(OFFLINE_ONLY)"
+	$(call fresh_copy,online)
+	$(STOP_MIRROR) $(RUN_NOTEBOOKS) $(ONLINE_PASS)
+
+# Both passes in one schedule, as `make test` runs them.
+notebooks: install
+	@echo "Executing the notebooks in nbs/ in small mode, offline and against the simulated online mirror"\
+	  "(executed copies in $(EXECUTED)); offline only, the same in both modes: $(OFFLINE_ONLY)"
+	$(call fresh_copy,offline) && $(call fresh_copy,online)
+	$(STOP_MIRROR) $(RUN_NOTEBOOKS) $(OFFLINE_PASS) $(ONLINE_PASS)
+
+space := $(eval) $(eval)
+names_re = ^($(subst $(space),|,$(strip $(1))))\.ipynb$$
 
 # The published site and the branch `executed` (the Pages workflow runs `make site MIRROR=0`): the online pass's
 # executed notebooks, with the OFFLINE_ONLY ones executed beside them, built into build/site. `make test` runs the

@@ -2,11 +2,13 @@
 tests/online/same_in_both_modes.txt, and the offline pass's record (tests/online/mode_guard) shows
 that each read no mode or folder variable and opened no connection, so online it would do the same.
 `make test` prints the seconds of each step, also when one fails."""
-import json, re, subprocess
+import json, shlex, subprocess, sys
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import run_notebooks
 LISTED = ROOT / "tests" / "online" / "same_in_both_modes.txt"
 OFFLINE = ROOT / "build" / "executed" / "offline"
 RECORD = OFFLINE / "mode-reads.jsonl"
@@ -21,8 +23,8 @@ def listed():
 
 def make_expand(**expressions):
     "{name: what make expands the expression to}, with the Makefile's variables and functions."
-    show = "".join(f"{k} = {e}\n" for k, e in expressions.items())
-    show += "show:\n" + "".join(f"\t@echo '{k}=${{{k}}}'\n" for k in expressions)
+    show = "".join(f"SHOW_{k} = {e}\n" for k, e in expressions.items())
+    show += "show:\n" + "".join(f"\t$(info {k}=$(SHOW_{k}))\n" for k in expressions) + "\t@:\n"
     p = subprocess.run(["make", "--no-print-directory", "-s", "-f", "Makefile", "-f", "-", "show"],
                        input=show, cwd=ROOT, capture_output=True, text=True, check=True)
     return dict(l.split("=", 1) for l in p.stdout.splitlines())
@@ -32,12 +34,15 @@ def test_the_online_pass_skips_exactly_the_listed_notebooks():
     names = [p.name for p in listed()]
     assert names and all(p.exists() for p in listed()), [str(p) for p in listed()]
     every = sorted(ROOT.glob("nbs/**/*.ipynb"))
-    assert len({p.name for p in every}) == len(every), "nbdev-test's --skip-file-re sees names only"
-    v = make_expand(ONLY="$(OFFLINE_ONLY)", LONGS="$(LONG)",   # the online rest stream's skip
-                    SKIP_RE="$(call names_re,$(LONG) $(OFFLINE_ONLY))")
+    assert len({p.name for p in every}) == len(every), "the passes skip notebooks by name"
+    v = make_expand(ONLY="$(OFFLINE_ONLY)", ONLINE="$(ONLINE_PASS)", OFFLINE="$(OFFLINE_PASS)")
     assert v["ONLY"].split() == [n.removesuffix(".ipynb") for n in names]
-    skipped = {p.name for p in every if re.search(v["SKIP_RE"], p.name)}
-    assert skipped == set(names) | {n + ".ipynb" for n in v["LONGS"].split()}
+    online, offline = shlex.split(v["ONLINE"]), shlex.split(v["OFFLINE"])
+    assert online[online.index("--skip") + 1:][:2] == ["online", v["ONLY"]]
+    assert "--skip" not in offline
+    skipped = set(online[online.index("--skip") + 2].split())
+    ran = {p.stem for p in run_notebooks.notebooks(ROOT / "nbs", skipped)}
+    assert ran == {p.stem for p in every} - {n.removesuffix(".ipynb") for n in names}
 
 
 def test_listed_notebooks_read_no_mode_variable_and_open_no_connection_in_the_offline_pass():

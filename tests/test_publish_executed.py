@@ -77,5 +77,5 @@ def test_the_pages_workflow_runs_make_site_on_real_data_and_make_test_runs_it_on
     makefile = (ROOT/"Makefile").read_text()
     assert re.search(r"^site: nbtest-online site-html$", makefile, re.M)
     test_steps = re.search(r"^TEST_STEPS := (.*)$", makefile, re.M)[1].split()
-    order = [test_steps.index(step) for step in ("nbtest-online", "site-html", "pytest")]
+    order = [test_steps.index(step) for step in ("notebooks", "site-html", "pytest")]
     assert order == sorted(order)
