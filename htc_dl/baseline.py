@@ -40,12 +40,16 @@ def mean_image(stack):
     return stack.float().mean(0)
 
 # %% ../nbs/lessons/03b_mnist_basics.ipynb #da7bd9b9
+def _check_image(name, t):
+    "`t` is an image (height, width) or a batch of them, else a ValueError naming `name`."
+    if t.ndim < 2:
+        raise ValueError(f"{name} must be an image (height, width) or a batch of "
+                         f"them (..., height, width); got shape {tuple(t.shape)}.")
+
+# %% ../nbs/lessons/03b_mnist_basics.ipynb #800a1868
 def _check_images(a, b):
     "Both `a` and `b` end in the same (height, width), and their leading (batch) axes broadcast."
-    for name, t in (("a", a), ("b", b)):
-        if t.ndim < 2:
-            raise ValueError(f"{name} must be an image (height, width) or a batch of "
-                             f"them (..., height, width); got shape {tuple(t.shape)}.")
+    for name, t in (("a", a), ("b", b)): _check_image(name, t)
     if a.shape[-2:] != b.shape[-2:]:
         raise ValueError("image sizes differ: expected b's images to be "
                          f"{tuple(a.shape[-2:])} like a's, got {tuple(b.shape[-2:])} "
@@ -96,6 +100,14 @@ def derivative(f, x):
     return x.grad
 
 # %% ../nbs/lessons/03b_mnist_basics.ipynb #9451f0dc
+def _plot_tangent(ax, f, x, x0):
+    "Draw `f`'s tangent line at `x0` over `x` on `ax`, with the touching point and a legend."
+    y0, slope = float(f(torch.tensor(x0))), float(derivative(f, x0))
+    ax.plot(x, y0 + slope*(x - x0), "--", label=f"tangent at x={x0:g}, slope {slope:g}")
+    ax.plot([x0], [y0], "o", color="C3")
+    ax.legend()
+
+# %% ../nbs/lessons/03b_mnist_basics.ipynb #747f555b
 def plot_function(f, tx=None, ty=None, title=None, min=-2, max=2, figsize=(6, 4),
                   tangent_at=None, ax=None):
     ("Plot `f` between `min` and `max` (fastbook's helper); with "
@@ -105,12 +117,7 @@ def plot_function(f, tx=None, ty=None, title=None, min=-2, max=2, figsize=(6, 4)
     x = torch.linspace(min, max, 100)
     if ax is None: _, ax = plt.subplots(figsize=figsize)
     with torch.no_grad(): ax.plot(x, f(x))
-    if tangent_at is not None:
-        x0 = float(tangent_at)
-        y0, slope = float(f(torch.tensor(x0))), float(derivative(f, x0))
-        ax.plot(x, y0 + slope*(x - x0), "--", label=f"tangent at x={x0:g}, slope {slope:g}")
-        ax.plot([x0], [y0], "o", color="C3")
-        ax.legend()
+    if tangent_at is not None: _plot_tangent(ax, f, x, float(tangent_at))
     if tx is not None: ax.set_xlabel(tx)
     if ty is not None: ax.set_ylabel(ty)
     if title is not None: ax.set_title(title)

@@ -10,6 +10,7 @@ __all__ = ['LANDSCAPES', 'MAX_STEPS', 'Landscape', 'get_landscape', 'Descent', '
 # %% ../nbs/lessons/04a_landscape.ipynb #69e260fa
 import math, numbers
 from dataclasses import dataclass
+from fastcore.basics import patch
 from typing import Callable
 import numpy as np
 
@@ -84,34 +85,51 @@ class Descent:
     @property
     def diverged(self): return self.diverged_at is not None
 
-    @property
-    def message(self):
-        "What happened, in one or two sentences, with what to try next."
-        land, first, last = self.landscape, self.losses[0], self.losses[-1]
-        if self.diverged:
-            return (f"Diverged at step {self.diverged_at}: the loss went from {first:.3g} to "
-                    "more than ten times the top of the picture. Each step overshot the bottom "
-                    "and landed higher up the other side. Lower the learning rate: on the "
-                    f"{land.name} any rate above about {land.max_stable_lr:g} can overshoot.")
-        if last > first:
-            return (f"The loss went up, from {first:.3g} to {last:.3g}: the "
-                    "steps overshoot the bottom. Lower the learning rate "
-                    f"(on the {land.name}, below about {land.max_stable_lr:g}).")
-        if self.noise > 0:
-            where = ("It is near the lowest point." if last < 0.2
-                     else "Try another noise seed, more steps, or less noise.")
-            return (f"Shaken by noise, the marble keeps jiggling: the loss went from {first:.3g} "
-                    f"to {last:.3g} (lowest on the way: {self.losses.min():.3g}). {where}")
-        if last < 0.01:
-            return (f"Reached the bottom: the loss went from {first:.3g} "
-                    f"to {last:.2g} in {len(self.losses) - 1} steps.")
-        x, y = self.positions[-1]
-        if np.hypot(*land.gradient(x, y)) < 0.02:
-            return (f"Stuck in a local minimum at ({x:.2f}, {y:.2f}): the loss is "
-                    f"{last:.3g}, but the lowest point, (0, 0), has loss 0. Add "
-                    "mini-batch noise to shake the marble out, or start somewhere else.")
-        return (f"Still rolling: the loss went from {first:.3g} to {last:.3g} in "
-                f"{len(self.losses) - 1} steps. Take more steps, or a larger learning rate.")
+# %% ../nbs/lessons/04a_landscape.ipynb #e441c641
+@patch
+def _overshoot_message(self:Descent):
+    "Why the path diverged or the loss went up, and the learning rate to stay under."
+    land, first, last = self.landscape, self.losses[0], self.losses[-1]
+    if self.diverged:
+        return (f"Diverged at step {self.diverged_at}: the loss went from {first:.3g} to "
+                "more than ten times the top of the picture. Each step overshot the bottom "
+                "and landed higher up the other side. Lower the learning rate: on the "
+                f"{land.name} any rate above about {land.max_stable_lr:g} can overshoot.")
+    return (f"The loss went up, from {first:.3g} to {last:.3g}: the "
+            "steps overshoot the bottom. Lower the learning rate "
+            f"(on the {land.name}, below about {land.max_stable_lr:g}).")
+
+# %% ../nbs/lessons/04a_landscape.ipynb #37c2e9f0
+@patch
+def _settled_message(self:Descent):
+    "Where a noiseless marble ended when the loss went down: bottom, stuck, or still rolling."
+    land, first, last = self.landscape, self.losses[0], self.losses[-1]
+    if last < 0.01:
+        return (f"Reached the bottom: the loss went from {first:.3g} "
+                f"to {last:.2g} in {len(self.losses) - 1} steps.")
+    x, y = self.positions[-1]
+    if np.hypot(*land.gradient(x, y)) < 0.02:
+        return (f"Stuck in a local minimum at ({x:.2f}, {y:.2f}): the loss is "
+                f"{last:.3g}, but the lowest point, (0, 0), has loss 0. Add "
+                "mini-batch noise to shake the marble out, or start somewhere else.")
+    return (f"Still rolling: the loss went from {first:.3g} to {last:.3g} in "
+            f"{len(self.losses) - 1} steps. Take more steps, or a larger learning rate.")
+
+# %% ../nbs/lessons/04a_landscape.ipynb #e8080287
+@patch
+def _noisy_message(self:Descent):
+    "How low a marble shaken by noise got, and what to try if it is not near the bottom."
+    first, last = self.losses[0], self.losses[-1]
+    where = ("It is near the lowest point." if last < 0.2
+             else "Try another noise seed, more steps, or less noise.")
+    return (f"Shaken by noise, the marble keeps jiggling: the loss went from {first:.3g} "
+            f"to {last:.3g} (lowest on the way: {self.losses.min():.3g}). {where}")
+
+@patch(as_prop=True)
+def message(self:Descent):
+    "What happened, in one or two sentences, with what to try next."
+    if self.diverged or self.losses[-1] > self.losses[0]: return self._overshoot_message()
+    return self._noisy_message() if self.noise > 0 else self._settled_message()
 
 # %% ../nbs/lessons/04a_landscape.ipynb #5f169aef
 def _checked_start(land, start):
@@ -137,24 +155,26 @@ def _checked_noise(lr, steps, noise, seed):
     return noise
 
 # %% ../nbs/lessons/04a_landscape.ipynb #5eb3d4b3
+def _roll(land, start, lr, pushes):
+    "Positions and losses of the steps from `start`, and the step where it diverged (or None)."
+    e = land.extent
+    too_high = 10 * max(land.loss(e, e), land.loss(e, 0), land.loss(0, e))
+    (x, y), positions, losses = start, [start], [land.loss(*start)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for step, (push_x, push_y) in enumerate(pushes, start=1):
+            gx, gy = land.gradient(x, y)
+            x, y = x - lr * (gx + push_x), y - lr * (gy + push_y)
+            loss = land.loss(x, y)
+            if not math.isfinite(loss) or loss > too_high:
+                return np.array(positions), np.array(losses), step
+            positions.append((x, y)); losses.append(loss)
+    return np.array(positions), np.array(losses), None
+
+# %% ../nbs/lessons/04a_landscape.ipynb #c2e04777
 def descend(landscape, start, lr, steps, noise=0.0, seed=0):
     ("The marble's path: `steps` steps of -`lr` x gradient from `start`, "
      "each gradient shaken by Gaussian `noise`; stops if it diverges.")
     land = get_landscape(landscape)
-    (x, y), noise = _checked_start(land, start), _checked_noise(lr, steps, noise, seed)
-    e = land.extent
-    corner = land.loss(e, e)
-    too_high = 10 * max(corner, land.loss(e, 0), land.loss(0, e))
+    start, noise = _checked_start(land, start), _checked_noise(lr, steps, noise, seed)
     pushes = noise * np.random.default_rng(seed).standard_normal((steps, 2))
-    positions, losses, diverged_at = [(x, y)], [land.loss(x, y)], None
-    with np.errstate(over="ignore", invalid="ignore"):
-        for step in range(1, steps + 1):
-            gx, gy = land.gradient(x, y)
-            x, y = x - lr * (gx + pushes[step - 1, 0]), y - lr * (gy + pushes[step - 1, 1])
-            loss = land.loss(x, y)
-            if not math.isfinite(loss) or loss > too_high:
-                diverged_at = step
-                break
-            positions.append((x, y)); losses.append(loss)
-    return Descent(land, float(lr), noise, steps, np.array(positions), np.array(losses),
-                   diverged_at)
+    return Descent(land, float(lr), noise, steps, *_roll(land, start, lr, pushes))
