@@ -12,6 +12,7 @@ __all__ = ['digit_tensors', 'threes_and_sevens', 'init_params', 'linear1', 'mnis
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #d520a77f
 import math
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import torch
 from torch import nn
@@ -75,13 +76,16 @@ class DataLoader:
         self.generator = torch.Generator()
         self.generator.manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
 
-    def __len__(self): return math.ceil(len(self.dataset) / self.batch_size)
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #3d201e56
+@patch
+def __len__(self:DataLoader): return math.ceil(len(self.dataset) / self.batch_size)
 
-    def __iter__(self):
-        n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            yield collate([self.dataset[i] for i in order[start:start + self.batch_size].tolist()])
+@patch
+def __iter__(self:DataLoader):
+    n = len(self.dataset)
+    order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+    for start in range(0, n, self.batch_size):
+        yield collate([self.dataset[i] for i in order[start:start + self.batch_size].tolist()])
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #3830645f
 def calc_grad(xb, yb, model, loss_func=mnist_loss):
@@ -104,6 +108,7 @@ def train_epoch(model, dl, params, lr):
                 p.grad.zero_()   # .backward() adds to .grad: clear it before the next batch
     return losses
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #243dd2d0
 def batch_accuracy(predictions, targets):
     "Fraction of the batch where sigmoid(prediction) > 0.5 agrees with the 0/1 target."
     return ((predictions.sigmoid() > 0.5).float() == targets).float().mean()
@@ -142,21 +147,28 @@ class BasicLearner:
         self.model, self.opt_func, self.loss_func, self.metric = model, opt_func, loss_func, metric
         self.losses, self.history = [], []     # training loss per step; validation metric per epoch
 
-    def fit(self, epochs, lr):
-        ("Train for `epochs` passes over the training data with "
-         "learning rate `lr`; returns the last epoch's metric.")
-        opt = self.opt_func(list(self.model.parameters()), lr)
-        for epoch in range(epochs):
-            self.model.train()
-            for xb, yb in self.train_dl:
-                loss = self.loss_func(self.model(xb), yb)   # predict, loss
-                loss.backward()                             # gradient
-                opt.step()                                  # step
-                opt.zero_grad()
-                self.losses.append(loss.item())
-            self.model.eval()
-            self.history.append(validate_epoch(self.model, self.valid_dl, self.metric))
-        return self.history[-1]
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #8575f97c
+@patch
+def _one_batch(self:BasicLearner, xb, yb, opt):
+    "Predict, loss, gradient, step for one batch; records its loss."
+    loss = self.loss_func(self.model(xb), yb)   # predict, loss
+    loss.backward()                             # gradient
+    opt.step()                                  # step
+    opt.zero_grad()
+    self.losses.append(loss.item())
+
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #37ce0445
+@patch
+def fit(self:BasicLearner, epochs, lr):
+    ("Train for `epochs` passes over the training data with "
+     "learning rate `lr`; returns the last epoch's metric.")
+    opt = self.opt_func(list(self.model.parameters()), lr)
+    for epoch in range(epochs):
+        self.model.train()
+        for xb, yb in self.train_dl: self._one_batch(xb, yb, opt)
+        self.model.eval()
+        self.history.append(validate_epoch(self.model, self.valid_dl, self.metric))
+    return self.history[-1]
 
 # %% ../nbs/lessons/04_sgd_from_scratch.ipynb #802316f3
 def simple_net(n_in=28*28, n_hidden=30, n_out=1):
@@ -175,6 +187,7 @@ def log_softmax(x, dim=-1):
     shifted = x - x.max(dim, keepdim=True).values
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #d246f497
 def cross_entropy(scores, targets):
     ("Mean of -log(softmax probability of the right class): "
      "`scores` (n, classes), `targets` (n,) class numbers.")
