@@ -62,7 +62,8 @@ def measure(seconds=10, uploads=15):
     from PIL import Image
     from playwright.sync_api import sync_playwright
     from browser_helpers import CHROMIUM, CHROMIUM_ARGS, fake_camera_args, free_port, photo_video
-    from htc_dl.deploy import build_webapp, real_photos
+    from htc_dl.bundle import build_webapp
+    from htc_dl.deploy import real_photos
     work = Path(tempfile.mkdtemp(prefix="bench-camera-"))
     dist = build_webapp(work/"dist")
     y4m, frames = photo_video(("chelsea", "coffee"), work/"camera.y4m", seconds_each=2, fps=30)

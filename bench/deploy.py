@@ -22,8 +22,9 @@ def percentile(values, q):
 def python_runtimes(work, repeats):
     "Export the bundle and time every Python-side runtime on chelsea (451x300)."
     import numpy as np, torch
-    from htc_dl.deploy import (agreement, bundle_runtimes, export_classifier, imagenet_classifier,
-                               photo_views, real_photos, time_ms, torch_runtime)
+    from htc_dl.bundle import bundle_runtimes, export_classifier
+    from htc_dl.deploy import (agreement, imagenet_classifier, photo_views, real_photos, time_ms,
+                               torch_runtime)
     torch.set_num_threads(THREADS)
     classifier = imagenet_classifier()
     t0 = time.perf_counter(); bundle = export_classifier(classifier, work/"bundle")
@@ -44,8 +45,8 @@ def browser_runtime(work, repeats, cold_loads=3):
     from PIL import Image
     from playwright.sync_api import sync_playwright
     from browser_helpers import free_port, launch_chromium
-    from htc_dl.deploy import (build_webapp, imagenet_classifier, photo_views, real_photos,
-                               torch_runtime)
+    from htc_dl.bundle import build_webapp
+    from htc_dl.deploy import imagenet_classifier, photo_views, real_photos, torch_runtime
     dist = build_webapp(work/"dist")
     photos = real_photos(); views = photo_views(photos)[: 6 * 6]   # 6 photos x 6 views
     for i, v in enumerate(views): Image.fromarray(v).save(work/f"view{i}.png")

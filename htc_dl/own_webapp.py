@@ -197,7 +197,7 @@ def _replaceable(out):
 
 def _build_site(classifier, site):
     "The course's page with `classifier` as its model, built into `site`."
-    from htc_dl.deploy import WEBAPP, build_webapp
+    from htc_dl.bundle import WEBAPP, build_webapp
     if not (WEBAPP/"build.mjs").exists():
         raise BuildError(f"the page's sources are not at {WEBAPP}: run the command from a clone "
                          "of the course's repository "

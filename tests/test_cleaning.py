@@ -1,15 +1,16 @@
-"""Cleaning data with the model (htc_dl.cleaning): the planted mislabels rank among the top losses,
-the cleaner's choices survive its category and split switches (fastbook#359), and applying them
-moves files reversibly."""
+"""Cleaning data with the model (htc_dl.cleaning, htc_dl.cleaner_decisions): the planted mislabels
+rank among the top losses, the cleaner's choices survive its category and split switches
+(fastbook#359), and applying them moves files reversibly."""
 import json, shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from htc_dl.cleaning import (DELETE, JOURNAL, KEEP, CleanerDecisions, apply_cleaner_decisions,
-                             fraction_found, quarantine_folder, rank_by_loss,
-                             undo_cleaner_decisions)
+from htc_dl.cleaning import fraction_found, rank_by_loss
+from htc_dl.cleaner_decisions import (DELETE, JOURNAL, KEEP, CleanerDecisions,
+                                      apply_cleaner_decisions, quarantine_folder,
+                                      undo_cleaner_decisions)
 from htc_dl.data import breed_folders, planted_mislabels
 
 pytest.importorskip("fastai.vision.all")

@@ -1,6 +1,6 @@
-"""The deployment bundle (htc_dl.deploy): preprocessing inside the ONNX graph, every runtime
-agreeing with PyTorch, int8 and OpenVINO files, the honest-answer rule shipped as data, and a bundle
-that is written all or nothing."""
+"""The deployment bundle (htc_dl.deploy, htc_dl.bundle): preprocessing inside the ONNX graph,
+every runtime agreeing with PyTorch, int8 and OpenVINO files, the honest-answer rule shipped as
+data, and a bundle that is written all or nothing."""
 import json
 from pathlib import Path
 
@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from htc_dl.deploy import (PixelsClassifier, agreement, centre_box, export_classifier,
-                           imagenet_classifier, photo_views, int8_instructions, real_photos,
-                           resize_pixels, runtime, torch_runtime)
+from htc_dl.bundle import export_classifier
+from htc_dl.deploy import (PixelsClassifier, agreement, centre_box, imagenet_classifier,
+                           photo_views, int8_instructions, real_photos, resize_pixels, runtime,
+                           torch_runtime)
 from htc_dl.saving import build_model, load_classifier, prepare_image, save_classifier
 
 VOCAB = ["Bombay", "pug", "samoyed"]

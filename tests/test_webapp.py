@@ -26,9 +26,9 @@ sync_playwright = require_chromium()
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """The web app built exactly as `make webapp` builds it, from htc_dl.deploy's export, into a
+    """The web app built exactly as `make webapp` builds it, from htc_dl.bundle's export, into a
     fresh folder."""
-    from htc_dl.deploy import build_webapp
+    from htc_dl.bundle import build_webapp
     return build_webapp(tmp_path_factory.mktemp("webapp")/"dist")
 
 

@@ -22,7 +22,7 @@ RULE = {"rule": "threshold", "threshold": 0.6, "n_classes": 3,
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     "The web app built as `make webapp` builds it."
-    from htc_dl.deploy import build_webapp
+    from htc_dl.bundle import build_webapp
     return build_webapp(tmp_path_factory.mktemp("webapp")/"dist")
 
 

@@ -1,5 +1,5 @@
 // Build the static web app: copy the page and onnxruntime-web's WebAssembly runtime into dist/ (or --out DIR).
-// The model itself is exported by Python into DIR/model (htc_dl.deploy.build_webapp, which runs this script first).
+// The model itself is exported by Python into DIR/model (htc_dl.bundle.build_webapp, which runs this script first).
 // Usage: npm ci && node build.mjs [--out dist]
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -30,4 +30,4 @@ for (const f of ORT_FILES) cpSync(join(ortDist, f), join(out, "ort", f));
 for (const f of PAGE_FILES) cpSync(join(here, f), join(out, f));
 writeFileSync(join(out, "ort", "VERSION"), `onnxruntime-web ${version}\n`);
 writeFileSync(join(out, ".nojekyll"), "");   // GitHub Pages: serve the files as they are
-console.log(`built ${out}: page + onnxruntime-web ${version}${existsSync(join(out, "model", "model.onnx")) ? " + model" : " (no model yet: htc_dl.deploy.build_webapp exports it)"}`);
+console.log(`built ${out}: page + onnxruntime-web ${version}${existsSync(join(out, "model", "model.onnx")) ? " + model" : " (no model yet: htc_dl.bundle.build_webapp exports it)"}`);
