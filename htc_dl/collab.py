@@ -109,16 +109,8 @@ def rating_range(ratings):
     return (min(0.0, low - 1), high + 0.5)
 
 # %% ../nbs/lessons/06b_collab.ipynb #209fb981
-def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=1024,
-               y_range=None, seed=0):
-    ("Train a `DotProductBias` on `ratings` with AdamW and a one-cycle "
-     "schedule; returns it and the valid MSE after each epoch.")
-    both = ratings if valid is None else pd.concat([ratings, valid])
-    users, movies = ratings_vocab(both)
-    torch.manual_seed(seed)
-    model = DotProductBias(len(users), len(movies), n_factors, y_range or rating_range(both))
-    x, y = encode_ratings(ratings, users, movies)
-    if valid is not None: x_valid, y_valid = encode_ratings(valid, users, movies)
+def _fit_one_cycle(model, x, y, x_valid, y_valid, epochs, lr, wd, bs):
+    "Train `model` on (x, y) with AdamW and one cycle; the MSE on `x_valid` after each epoch."
     steps_per_epoch = (len(y) + bs - 1) // bs
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr,
@@ -128,8 +120,22 @@ def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=
         for batch in torch.randperm(len(y)).split(bs):
             loss = ((model(x[batch]) - y[batch]) ** 2).mean()
             opt.zero_grad(); loss.backward(); opt.step(); schedule.step()
-        if valid is not None:
+        if x_valid is not None:
             with torch.no_grad(): valid_mse.append(((model(x_valid) - y_valid) ** 2).mean().item())
+    return valid_mse
+
+# %% ../nbs/lessons/06b_collab.ipynb #39ddc801
+def fit_collab(ratings, valid=None, n_factors=5, epochs=20, lr=5e-2, wd=0.3, bs=1024,
+               y_range=None, seed=0):
+    ("Train a `DotProductBias` on `ratings` with AdamW and a one-cycle "
+     "schedule; returns it and the valid MSE after each epoch.")
+    both = ratings if valid is None else pd.concat([ratings, valid])
+    users, movies = ratings_vocab(both)
+    torch.manual_seed(seed)
+    model = DotProductBias(len(users), len(movies), n_factors, y_range or rating_range(both))
+    x, y = encode_ratings(ratings, users, movies)
+    x_valid, y_valid = (None, None) if valid is None else encode_ratings(valid, users, movies)
+    valid_mse = _fit_one_cycle(model, x, y, x_valid, y_valid, epochs, lr, wd, bs)
     return model.eval(), valid_mse
 
 # %% ../nbs/lessons/06b_collab.ipynb #0230c17e
