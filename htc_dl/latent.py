@@ -13,6 +13,7 @@ __all__ = ['DIGITS_PER_CLASS', 'MIXER_SETTINGS', 'load_digits', 'digit_grid', 'f
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #3145d62e
 import math
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import torch
 from torch import nn
@@ -24,6 +25,18 @@ from PIL import Image
 DIGITS_PER_CLASS = {"small": (400, 100), "full": (None, None)}
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #f2586844
+def _digit_files(folder, digit, per_digit=None, seed=0):
+    "The PNG files of `digit` in `folder`, sorted; `per_digit` keeps a fixed random subset."
+    files = sorted((folder/str(digit)).glob("*.png"))
+    if not files:
+        raise FileNotFoundError(f"no .png digits in {folder/str(digit)}: expected one "
+                                f"PNG per {digit}. Get MNIST with htc_dl.data.mnist().")
+    if per_digit is not None and per_digit < len(files):
+        keep = np.random.default_rng(seed + digit).choice(len(files), per_digit, replace=False)
+        files = [files[i] for i in sorted(keep)]
+    return files
+
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #79c2fe07
 def load_digits(path, split, per_digit=None, seed=0):
     ("MNIST's `split` ('training' or 'testing') as x (n, 784) brightnesses "
      "0-1 and y (n,) digits; `per_digit` keeps a fixed random subset of each.")
@@ -33,13 +46,7 @@ def load_digits(path, split, per_digit=None, seed=0):
                                 "(training/0..9, testing/0..9). Get it with htc_dl.data.mnist().")
     images, labels = [], []
     for digit in range(10):
-        files = sorted((folder/str(digit)).glob("*.png"))
-        if not files:
-            raise FileNotFoundError(f"no .png digits in {folder/str(digit)}: expected one "
-                                    f"PNG per {digit}. Get MNIST with htc_dl.data.mnist().")
-        if per_digit is not None and per_digit < len(files):
-            keep = np.random.default_rng(seed + digit).choice(len(files), per_digit, replace=False)
-            files = [files[i] for i in sorted(keep)]
+        files = _digit_files(folder, digit, per_digit, seed)
         images += [np.array(Image.open(f).convert("L")) for f in files]
         labels += [digit] * len(files)
     return torch.from_numpy(np.stack(images)).view(-1, 28*28).float() / 255, torch.tensor(labels)
@@ -94,25 +101,32 @@ def autoencoder_loss(model, xb):
     return F.mse_loss(model(xb), xb)
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #31e36641
+def _train_epoch(model, loss_func, x, bs, opt, order):
+    "One pass over shuffled batches of `x`, stepping `opt` after each; the mean loss."
+    total = 0.0
+    for batch in torch.randperm(len(x), generator=order).split(bs):
+        loss = loss_func(model, x[batch])
+        opt.zero_grad(); loss.backward(); opt.step()
+        total += loss.item() * len(batch)
+    return total / len(x)
+
+def _shown_epochs(epochs, progress):
+    "`range(epochs)`, drawn as a progress bar if `progress`."
+    if not progress: return range(epochs)
+    from fastprogress.fastprogress import progress_bar
+    return progress_bar(range(epochs))
+
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #18cef4fd
 def train(model, loss_func, x, epochs=20, bs=64, lr=1e-3, seed=0, progress=True):
     ("Fit `model` to the rows of `x` with Adam, minimising `loss_func(model, xb)` "
      "over shuffled batches; returns it and each epoch's mean loss.")
     torch.manual_seed(seed)   # the VAE's noise below comes from the global generator
     order = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    epochs_run = range(epochs)
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        epochs_run = progress_bar(epochs_run)
-    history = []
+    epochs_run, history = _shown_epochs(epochs, progress), []
     model.train()
     for _ in epochs_run:
-        total = 0.0
-        for batch in torch.randperm(len(x), generator=order).split(bs):
-            loss = loss_func(model, x[batch])
-            opt.zero_grad(); loss.backward(); opt.step()
-            total += loss.item() * len(batch)
-        history.append(total / len(x))
+        history.append(_train_epoch(model, loss_func, x, bs, opt, order))
         if progress: epochs_run.comment = f"loss {history[-1]:.4f}"
     return model.eval(), history
 
@@ -140,18 +154,23 @@ class VAE(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.ReLU(),
                                      nn.Linear(n_hidden, n_in))
 
-    def encode(self, x):
-        "The mean and log-variance of each digit's cloud of codes."
-        hidden = self.body(x)
-        return self.mean(hidden), self.log_var(hidden)
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #c2422c41
+@patch
+def encode(self:VAE, x):
+    "The mean and log-variance of each digit's cloud of codes."
+    hidden = self.body(x)
+    return self.mean(hidden), self.log_var(hidden)
 
-    def decode(self, code): return torch.sigmoid(self.decoder(code))   # brightnesses, for drawing
+@patch
+def decode(self:VAE, code): return torch.sigmoid(self.decoder(code))   # brightnesses, for drawing
 
-    def forward(self, x):
-        ("Pixel logits drawn from one sampled code per digit, and "
-         "the cloud (mean, log-variance) it was sampled from.")
-        mean, log_var = self.encode(x)
-        return self.decoder(reparameterise(mean, log_var)), mean, log_var
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #13b73f06
+@patch
+def forward(self:VAE, x):
+    ("Pixel logits drawn from one sampled code per digit, and "
+     "the cloud (mean, log-variance) it was sampled from.")
+    mean, log_var = self.encode(x)
+    return self.decoder(reparameterise(mean, log_var)), mean, log_var
 
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #e46d249e
 def elbo(x, logits, mean, log_var):
