@@ -66,12 +66,12 @@ def top1(model, x, batch=4):
     with torch.no_grad():
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #9779d93f
 def per_image(target, n):
     "`target` as n class numbers: one number is repeated for every image."
     target = torch.as_tensor(target, dtype=torch.long)
     return target.expand(n) if target.dim() == 0 else target
 
-# %% ../nbs/lessons/04b_how_nets_learn.ipynb #9779d93f
 def in_batches(f, model, x, target, batch=2, **kwargs):
     ("`f(model, x, target=...)` on `batch` images at a time, joined "
      "(a backward pass through a big model holds ~100 MB per image).")
@@ -110,6 +110,13 @@ def channel_objective(model, layer, channels):
     return scores
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #85d23eb7
+def _shown_steps(steps, progress):
+    "`range(steps)`, drawn as a progress bar if `progress`."
+    if not progress: return range(steps)
+    from fastprogress.fastprogress import progress_bar
+    return progress_bar(range(steps), leave=False)
+
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #c474186a
 def visualise(objective, n, size=128, steps=60, lr=0.05, tv=1.0, shift=8, seed=0, progress=True):
     ("n images (n, 3, size, size) made by gradient ascent on `objective` "
      "(n scores), with jitter and a total-variation penalty.")
@@ -117,11 +124,7 @@ def visualise(objective, n, size=128, steps=60, lr=0.05, tv=1.0, shift=8, seed=0
     # the image is sigmoid(z): always in [0, 1]
     z = (torch.randn(n, 3, size, size, generator=gen) * 0.1).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
-    steps_run = range(steps)
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        steps_run = progress_bar(steps_run, leave=False)
-    for _ in steps_run:
+    for _ in _shown_steps(steps, progress):
         img = torch.sigmoid(z)
         dy, dx = torch.randint(-shift, shift + 1, (2,), generator=gen).tolist()
         loss = -objective(torch.roll(img, (dy, dx), (2, 3))).sum() + tv * n * total_variation(img)
