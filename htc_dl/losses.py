@@ -15,15 +15,18 @@ import torch
 from .sgd import softmax, log_softmax
 
 # %% ../nbs/lessons/05_pet_breeds.ipynb #844efc6c
-def _check_classification(activations, targets, name="activations"):
-    ("Raise a clear error unless `activations` is (batch, classes) "
-     "floats and `targets` holds one class index per row.")
+def _check_activations(activations, name="activations"):
+    "Raise a clear error unless `activations` is a (batch, classes) tensor of floats."
     if not torch.is_tensor(activations) or activations.ndim != 2:
         raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got "
                          f"shape {tuple(getattr(activations, 'shape', ()))}. "
                          "For one example add a batch axis: `x[None]`.")
     if not activations.is_floating_point():
         raise TypeError(f"{name} must be floats, got {activations.dtype}. Use `.float()`.")
+
+# %% ../nbs/lessons/05_pet_breeds.ipynb #97393b92
+def _check_targets(targets, activations, name="activations"):
+    "Raise a clear error unless `targets` holds one class index per row of `activations`."
     if not torch.is_tensor(targets) or targets.ndim != 1 or len(targets) != len(activations):
         raise ValueError(f"targets must be a 1-D tensor with one class index per row of {name} "
                          f"({len(activations)}), got shape {tuple(getattr(targets, 'shape', ()))}.")
@@ -34,6 +37,13 @@ def _check_classification(activations, targets, name="activations"):
     if len(targets) and (targets.min() < 0 or targets.max() >= n):
         raise ValueError(f"targets must be class indices from 0 to {n-1}, got values "
                          f"from {targets.min().item()} to {targets.max().item()}.")
+
+# %% ../nbs/lessons/05_pet_breeds.ipynb #7feabf46
+def _check_classification(activations, targets, name="activations"):
+    ("Raise a clear error unless `activations` is (batch, classes) "
+     "floats and `targets` holds one class index per row.")
+    _check_activations(activations, name)
+    _check_targets(targets, activations, name)
 
 # %% ../nbs/lessons/05_pet_breeds.ipynb #971e43ba
 def pick_target(values, targets):
