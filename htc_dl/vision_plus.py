@@ -71,19 +71,24 @@ def adapt_first_conv(conv, bands, rgb=BANDS[:3]):
     return new
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #5980a3e2
+def _band_reader(path, bands):
+    "A function from a tile's name to a `TensorImage` of only its `bands`, scaled to 0-1."
+    from fastai.vision.all import TensorImage
+    unknown = [b for b in bands if b not in BANDS]
+    if unknown: raise ValueError(f"unknown bands {unknown}; the tiles have {', '.join(BANDS)}.")
+    index = [BANDS.index(b) for b in bands]
+    return lambda name: TensorImage(
+        torch.from_numpy(np.load(Path(path)/"train-npy"/f"{name}.npy",
+                                 allow_pickle=False)[index]).float() / 255)
+
+# %% ../nbs/lessons/06f_beyond_classification.ipynb #af5cdac2
 def band_dls(path, bands=BANDS, bs=32, seed=42):
     ("fastai DataLoaders of the tiles at `path` with only `bands`, "
      "each band normalised by its own mean and std; 20% held out.")
     from fastai.vision.all import (DataBlock, TransformBlock, CategoryBlock, ColReader,
-                                   RandomSplitter, Normalize, TensorImage)
+                                   RandomSplitter, Normalize)
     import pandas as pd
-    unknown = [b for b in bands if b not in BANDS]
-    if unknown: raise ValueError(f"unknown bands {unknown}; the tiles have {', '.join(BANDS)}.")
-    index = [BANDS.index(b) for b in bands]
-    df = pd.read_csv(Path(path)/"train.csv")
-    load = lambda name: TensorImage(
-        torch.from_numpy(np.load(Path(path)/"train-npy"/f"{name}.npy",
-                                 allow_pickle=False)[index]).float() / 255)
+    load, df = _band_reader(path, bands), pd.read_csv(Path(path)/"train.csv")
     stack = torch.stack([load(n) for n in df.image_name[:200]])
     block = DataBlock(blocks=(TransformBlock(type_tfms=load), CategoryBlock),
                       get_x=ColReader("image_name"), get_y=ColReader("tags"),
@@ -117,31 +122,35 @@ def _broadcast_on_backend_device(self, t, rank):
     return t.cpu().tolist()
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #34ae6d01
-def pets_learner(size, img_size, bs, source="auto", seed=42):
-    ("Lesson 6's pets at `img_size` in batches of `bs` and a pretrained learner on them, "
-     "as `fine_tune_pets` runs them on each process.")
-    from fastai.vision.all import (ImageDataLoaders, Resize, aug_transforms, error_rate, set_seed,
+def _pets_dls(path, size, img_size, bs, seed=42):
+    "Lesson 6's pet DataLoaders: a plain resize when `size` is small, else presizing."
+    from fastai.vision.all import (ImageDataLoaders, Resize, aug_transforms, set_seed,
                                    get_image_files)
-    from htc_dl.data import pets
-    from htc_dl.pretrained import pretrained_learner
-    path = pets(source, size)
     tfms = dict(item_tfms=Resize(img_size)) if size == "small" else dict(
         item_tfms=Resize(460), batch_tfms=aug_transforms(size=img_size, min_scale=0.75))
     set_seed(seed, reproducible=True)
-    dls = ImageDataLoaders.from_name_re(path, get_image_files(path/"images"), r"^(.+)_\d+\.jpg$",
-                                        bs=bs, seed=seed, **tfms,
-                                        **({"num_workers": 0} if size == "small" else {}))
+    return ImageDataLoaders.from_name_re(path, get_image_files(path/"images"), r"^(.+)_\d+\.jpg$",
+                                         bs=bs, seed=seed, **tfms,
+                                         **({"num_workers": 0} if size == "small" else {}))
+
+# %% ../nbs/lessons/06f_beyond_classification.ipynb #3c785685
+def pets_learner(size, img_size, bs, source="auto", seed=42):
+    ("Lesson 6's pets at `img_size` in batches of `bs` and a pretrained learner on them, "
+     "as `fine_tune_pets` runs them on each process.")
+    from fastai.vision.all import error_rate, set_seed
+    from htc_dl.data import pets
+    from htc_dl.pretrained import pretrained_learner
+    path = pets(source, size)
+    dls = _pets_dls(path, size, img_size, bs, seed)
     set_seed(seed, reproducible=True)
     return pretrained_learner(
         dls, source="offline" if path.is_relative_to(data_root()/"offline") else source,
         metrics=error_rate)
 
 # %% ../nbs/lessons/06f_beyond_classification.ipynb #130c6171
-def fine_tune_pets(size=None, img_size=None, epochs=None, bs=32, lr=2e-3, fp16=False,
-                   source="auto", seed=42):
-    ("Lesson 6's transfer-learning run (pets, pretrained body, `fine_tune`) on "
-     "however many processes `accelerate launch` started; returns its metrics.")
-    from fastai.distributed import DistributedDL, num_distrib, rank_distrib
+def _pets_run_settings(size, img_size, epochs, bs):
+    "`fine_tune_pets`'s size, image size and epochs (defaults filled in) and process count."
+    from fastai.distributed import num_distrib
     size = check_size(size)
     img_size, epochs = (img_size or (96 if size == "small" else 224),
                         epochs or (2 if size == "small" else 8))
@@ -149,14 +158,29 @@ def fine_tune_pets(size=None, img_size=None, epochs=None, bs=32, lr=2e-3, fp16=F
     if bs % n_procs:
         raise ValueError(f"the batch size {bs} must split evenly over "
                          f"{n_procs} processes; pick a multiple of {n_procs}.")
-    learn = pets_learner(size, img_size, bs // n_procs, source, seed)
+    return size, img_size, epochs, n_procs
+
+# %% ../nbs/lessons/06f_beyond_classification.ipynb #d62de3a6
+def _fine_tune_distributed(learn, epochs, lr, fp16):
+    "`learn.fine_tune` inside fastai's distributed context; returns the seconds it took."
+    from fastai.distributed import DistributedDL
     on_gpu = torch.cuda.is_available()
     if not on_gpu: DistributedDL._broadcast = _broadcast_on_backend_device
     if fp16 and on_gpu: learn.to_fp16()
     start = time.perf_counter()
     with learn.distrib_ctx(sync_bn=on_gpu, cpu=not on_gpu):
         learn.fine_tune(epochs, base_lr=lr)
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+# %% ../nbs/lessons/06f_beyond_classification.ipynb #ba9908eb
+def fine_tune_pets(size=None, img_size=None, epochs=None, bs=32, lr=2e-3, fp16=False,
+                   source="auto", seed=42):
+    ("Lesson 6's transfer-learning run (pets, pretrained body, `fine_tune`) on "
+     "however many processes `accelerate launch` started; returns its metrics.")
+    from fastai.distributed import rank_distrib
+    size, img_size, epochs, n_procs = _pets_run_settings(size, img_size, epochs, bs)
+    learn = pets_learner(size, img_size, bs // n_procs, source, seed)
+    seconds = _fine_tune_distributed(learn, epochs, lr, fp16)
     valid_loss, error = learn.validate()
     return dict(processes=n_procs, rank=rank_distrib(), batch_per_process=bs // n_procs,
                 img_size=img_size, epochs=epochs, lr=lr, seconds=round(seconds, 1),
