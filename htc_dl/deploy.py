@@ -12,9 +12,10 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'PHOTOS', 'KEEP_FLOAT', 'imagenet_cl
 # %% ../nbs/lessons/03c_deploy.ipynb #1e578a11
 from .extras import require_extra
 require_extra("deploy")   # onnx, onnxruntime, openvino: pip install "htc_dl[deploy]"
-import time, warnings
+import math, time, warnings
 from fractions import Fraction
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import torch
 from torch import nn
@@ -103,44 +104,59 @@ def centre_box(H, W, h, w, fraction=1):
     bh, bw = (bh * f.numerator) // f.denominator, (bw * f.numerator) // f.denominator
     return (H - bh) // 2, (W - bw) // 2, bh, bw
 
-# %% ../nbs/lessons/03c_deploy.ipynb #6a755ce0
+# %% ../nbs/lessons/03c_deploy.ipynb #300befaa
+def _check_graph_resize(how):
+    "Refuse a resize method the exported graph does not do, saying what to train with instead."
+    if how not in ("squish", "crop", "random_resized_crop"):
+        raise ValueError("the exported graph can squish, crop or random_resized_crop, "
+                         f"not {how!r}: train with one of those.")
+
+# %% ../nbs/lessons/03c_deploy.ipynb #0471f1c6
 class PixelsClassifier(nn.Module):
-    ("A classifier that takes what a camera or a browser has: uint8 "
-     "pixels (height, width, 3), and returns one probability per label.")
+    "What a camera or a browser has, uint8 pixels (H, W, 3), in; one probability per label out."
     def __init__(self, model, spec):
         super().__init__()
         self.model, self.spec = model.eval(), spec
         self.w, self.h = spec["size"]
-        if spec["resize"] not in ("squish", "crop", "random_resized_crop"):
-            raise ValueError("the exported graph can squish, crop or random_resized_crop, "
-                             f"not {spec['resize']!r}: train with one of those.")
+        _check_graph_resize(spec["resize"])
         self.kind = spec.get("interpolation", "bilinear")
         mean, std = spec.get("mean", [0., 0., 0.]), spec.get("std", [1., 1., 1.])
         # normalise 0-255 values in one step
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255)
 
-    def prepare(self, pixels):
-        ("(1, 3, h, w) normalised floats from uint8 (H, W, 3) "
-         "pixels, as `htc_dl.saving.prepare_image` does.")
-        x = pixels.permute(2, 0, 1)[None].float()
-        H, W, how = x.shape[-2], x.shape[-1], self.spec["resize"]
-        if how == "crop":
-            top, left, bh, bw = centre_box(H, W, self.h, self.w, self.spec.get("crop_fraction", 1))
-            x = x[..., top:top + bh, left:left + bw]
-            # tell the exporter the box is never empty
-            torch._check(x.shape[-2] > 0); torch._check(x.shape[-1] > 0)
-            x = resize_pixels(x, self.h, self.w, self.kind)
-        elif how == "squish": x = resize_pixels(x, self.h, self.w, self.kind)
-        else:
-            import math
-            extra = math.ceil(max(self.w, self.h) * self.spec.get("val_xtra", 0.14) / 8) * 8
-            x = resize_pixels(x, self.h + extra, self.w + extra,
-                              self.kind)[..., extra // 2:extra // 2 + self.h,
-                                         extra // 2:extra // 2 + self.w]
-        return (x - self.mean) / self.std
-
     def forward(self, pixels): return self.model(self.prepare(pixels)).softmax(1)[0]
+
+# %% ../nbs/lessons/03c_deploy.ipynb #41178ed2
+@patch
+def _centre_crop(self:PixelsClassifier, x):
+    "The centre box of the model's shape in `x`, resized to (h, w), as `Resize(method='crop')`."
+    top, left, bh, bw = centre_box(x.shape[-2], x.shape[-1], self.h, self.w,
+                                   self.spec.get("crop_fraction", 1))
+    x = x[..., top:top + bh, left:left + bw]
+    torch._check(x.shape[-2] > 0)
+    torch._check(x.shape[-1] > 0)
+    return resize_pixels(x, self.h, self.w, self.kind)
+
+# %% ../nbs/lessons/03c_deploy.ipynb #fcc31afe
+@patch
+def _squish_then_crop(self:PixelsClassifier, x):
+    "Squish to (h, w) plus a margin, keep the centre (h, w): `RandomResizedCrop` at validation."
+    extra = math.ceil(max(self.w, self.h) * self.spec.get("val_xtra", 0.14) / 8) * 8
+    x = resize_pixels(x, self.h + extra, self.w + extra, self.kind)
+    return x[..., extra // 2:extra // 2 + self.h, extra // 2:extra // 2 + self.w]
+
+# %% ../nbs/lessons/03c_deploy.ipynb #4e29e7b7
+@patch
+def prepare(self:PixelsClassifier, pixels):
+    ("(1, 3, h, w) normalised floats from uint8 (H, W, 3) "
+     "pixels, as `htc_dl.saving.prepare_image` does.")
+    x = pixels.permute(2, 0, 1)[None].float()
+    how = self.spec["resize"]
+    if how == "crop": x = self._centre_crop(x)
+    elif how == "squish": x = resize_pixels(x, self.h, self.w, self.kind)
+    else: x = self._squish_then_crop(x)
+    return (x - self.mean) / self.std
 
 # %% ../nbs/lessons/03c_deploy.ipynb #295c1a90
 def export_onnx(classifier, path, example=None):
@@ -158,22 +174,26 @@ def export_onnx(classifier, path, example=None):
                           dynamic_shapes={"pixels": {0: H, 1: W}})
     return path
 
-# %% ../nbs/lessons/03c_deploy.ipynb #abe5e257
+# %% ../nbs/lessons/03c_deploy.ipynb #08b85e1d
+def _onnxruntime_session(path, threads=2, optimise=True):
+    "An onnxruntime CPU session on `path`; `optimise=False`: each node runs as written."
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    # int8: quantise, compute in float, the same on any CPU
+    if not optimise:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.log_severity_level = 3
+    # idle threads sleep: fair to other runtimes
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+# %% ../nbs/lessons/03c_deploy.ipynb #8be3993d
 def runtime(path, engine="onnxruntime", threads=2, precision="f32", optimise=True):
     ("A function uint8 pixels (H, W, 3) -> probabilities (numpy), running the exported file "
      "at `path` with `engine`; `optimise=False`: onnxruntime runs each node as written.")
-    path = Path(path)
     if engine == "onnxruntime":
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        # int8: quantise, compute in float, the same on any CPU
-        if not optimise:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.log_severity_level = 3
-        # idle threads sleep: fair to other runtimes
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = _onnxruntime_session(path, threads, optimise)
         return lambda pixels: session.run(
             None, {"pixels": np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
     if engine == "openvino":
