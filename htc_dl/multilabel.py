@@ -52,37 +52,56 @@ def threshold_sweep(probs, targets, threshes):
     "`accuracy_at` for each threshold in `threshes`, as a list of floats."
     return [accuracy_at(probs, targets, float(t)) for t in threshes]
 
-# %% ../nbs/lessons/06c_multilabel.ipynb #b8b926fd
-def body_features(body, dl, after=None):
-    ("Run each batch of `dl` once through the frozen `body` "
-     "(then `after`, e.g. a pooling layer): (features, targets), plain tensors in `dl`'s order.")
+# %% ../nbs/lessons/06c_multilabel.ipynb #442b6fe1
+def _body_on_device(body, dl):
+    "Put `body` in eval mode, channels-last, on `dl`'s device (else its own); return that device."
     import torch
     # the GPU when the batches are there
     device = getattr(dl, "device", None) or next(body.parameters()).device
     # channels-last: about 1.7x faster convolutions on a CPU
     body.eval().to(device, memory_format=torch.channels_last)
+    return device
+
+# %% ../nbs/lessons/06c_multilabel.ipynb #2d222e8c
+def _batch_features(body, xb, device, after=None):
+    "The features of one batch `xb`: `body` (then `after`) on `device`, as a float CPU tensor."
+    import torch
+    f = body(xb.to(device).contiguous(memory_format=torch.channels_last))
+    if after is not None: f = after(f)
+    return f.as_subclass(torch.Tensor).float().cpu()
+
+# %% ../nbs/lessons/06c_multilabel.ipynb #d0779559
+def body_features(body, dl, after=None):
+    ("Run each batch of `dl` once through the frozen `body` "
+     "(then `after`, e.g. a pooling layer): (features, targets), plain tensors in `dl`'s order.")
+    import torch
+    device = _body_on_device(body, dl)
     feats, targs = [], []
     with torch.no_grad():
         for xb, yb in dl:
-            f = body(xb.to(device).contiguous(memory_format=torch.channels_last))
-            if after is not None: f = after(f)
-            feats.append(f.as_subclass(torch.Tensor).float().cpu())
+            feats.append(_batch_features(body, xb, device, after))
             targs.append(yb.as_subclass(torch.Tensor).cpu())
     if not feats:
         raise ValueError("the DataLoader gave no batches: is it empty, or does "
                          "it drop its only, incomplete batch (drop_last)?")
     return torch.cat(feats), torch.cat(targs)
 
-# %% ../nbs/lessons/06c_multilabel.ipynb #9f5b259d
-def label_metrics(probs, targets, thresh, vocab):
-    ("Precision, recall and accuracy of each label at `thresh` "
-     "(NaN where undefined, 0/0), as a DataFrame indexed by label.")
-    import pandas as pd
+# %% ../nbs/lessons/06c_multilabel.ipynb #2a87a697
+def _label_arrays(probs, targets, vocab):
+    "`probs` (float) and `targets` (bool) as arrays, refused unless they and `vocab` match."
     probs, targets = as_array(probs, np.float32), as_array(targets, bool)   # tensors or arrays
     if probs.shape != targets.shape or probs.shape[-1] != len(vocab):
         raise ValueError(f"probs {tuple(probs.shape)}, targets {tuple(targets.shape)} "
                          f"and vocab ({len(vocab)} labels) do not match.")
-    pred, truth = probs > thresh, targets
+    return probs, targets
+
+# %% ../nbs/lessons/06c_multilabel.ipynb #fe94b974
+def label_metrics(probs, targets, thresh, vocab):
+    ("Precision, recall and accuracy of each label at `thresh` "
+     "(NaN where undefined, 0/0), as a DataFrame indexed by label.")
+    import pandas as pd
+    probs, truth = _label_arrays(probs, targets, vocab)
+    pred = probs > thresh
     tp, fp, fn = [m.sum(0).astype(np.float32) for m in (pred & truth, pred & ~truth, ~pred & truth)]
     # 0/0 is NaN: no label predicted (precision) or none present (recall)
     with np.errstate(invalid="ignore"):
