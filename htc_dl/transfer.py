@@ -10,14 +10,19 @@ __all__ = ['lr_suggestions', 'group_lrs', 'param_groups', 'precision_mode']
 # %% ../nbs/lessons/06a_transfer_learning.ipynb #2a157d3d
 import torch
 
-# %% ../nbs/lessons/06a_transfer_learning.ipynb #2853db98
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #4104b93b
+def _check_sweep_length(num_it):
+    "Refuse a sweep too short (or not a whole number of mini-batches) for the rules to read."
+    if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 25:
+        raise ValueError("num_it must be a whole number of mini-batches, at least "
+                         f"25 for the rules to have a curve to read, got {num_it!r}.")
+
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #4b4c3ec4
 def lr_suggestions(learn, num_it=100, show_plot=True, **kwargs):
     ("Run `learn.lr_find` with all four rules (minimum, steep, valley, slide) "
      "and return them as {rule: learning rate}.")
     from fastai.callback.schedule import minimum, steep, valley, slide
-    if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 25:
-        raise ValueError("num_it must be a whole number of mini-batches, at least "
-                         f"25 for the rules to have a curve to read, got {num_it!r}.")
+    _check_sweep_length(num_it)
     try:
         found = learn.lr_find(num_it=num_it, show_plot=show_plot,
                               suggest_funcs=(minimum, steep, valley, slide), **kwargs)
@@ -64,15 +69,20 @@ def _cpu_precision():
                        ", but this CPU has no bfloat16 instructions, so expect no speed-up")
                     + "; fastai's `to_fp16()` autocasts on CUDA only.")
 
-# %% ../nbs/lessons/06a_transfer_learning.ipynb #155ebdd1
-def precision_mode(device=None):
-    ("The mixed precision `device` can train in, and why: ('fp16', ...) "
-     "on a CUDA GPU, ('bf16', ...) on a CPU, else ('fp32', ...).")
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #30b371be
+def _as_device(device=None):
+    "`device` as a `torch.device` (None: the GPU if there is one); a clear error if it is not one."
     if device is None: device = "cuda" if torch.cuda.is_available() else "cpu"
-    try: device = torch.device(device)
+    try: return torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError("device must be a torch device such as "
                          f"'cpu' or 'cuda', got {device!r}.") from e
+
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #a702a246
+def precision_mode(device=None):
+    ("The mixed precision `device` can train in, and why: ('fp16', ...) "
+     "on a CUDA GPU, ('bf16', ...) on a CPU, else ('fp32', ...).")
+    device = _as_device(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("device is 'cuda' but PyTorch sees no CUDA GPU here; use 'cpu'.")
