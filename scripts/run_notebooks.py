@@ -2,12 +2,13 @@
 longest first, so no long lesson starts last and finishes alone.
 
 Each pass has its folder of notebooks and its own environment: its notebooks run in worker
-processes started with that environment, each worker running one notebook after another with
-nbdev's `test_nb` (as `nbdev-test` does, outputs saved). A pass may wait for a command (the
-simulated-online mirror) that runs beside the first notebooks. The same notebook never runs in two
-passes at once, since both copies may write the same files. The seconds each notebook took go to
---record and to the table printed at the end; --expected (such a record, from an earlier run) sets
-the order, and a notebook it does not list goes first.
+processes started with that environment, with nbdev's `test_nb` (as `nbdev-test` does, outputs
+saved). A notebook in a --fresh folder (the lessons) gets a new process, like a learner's fresh
+kernel, so what an earlier notebook left behind cannot change its results; the others share workers.
+A pass may wait for a command (the simulated-online mirror) that runs beside the first notebooks.
+The same notebook never runs in two passes at once, since both copies may write the same files.
+The seconds each notebook took go to --record and to the table printed at the end; --expected
+(such a record, from an earlier run) sets the order, and a notebook it does not list goes first.
 
     python scripts/run_notebooks.py --pass offline build/executed/offline/nbs \\
         --env offline "HTC_DL_SMALL=1 HTC_DL_OFFLINE=1" --skip online "00a_offline 05_ethics" ...
@@ -19,8 +20,8 @@ HERE = Path(__file__).resolve()
 
 
 class Job:
-    def __init__(self, pass_name, path, expected):
-        self.pass_name, self.path, self.expected = pass_name, path, expected
+    def __init__(self, pass_name, path, expected, fresh):
+        self.pass_name, self.path, self.expected, self.fresh = pass_name, path, expected, fresh
         self.ok, self.seconds = None, None
 
     @property
@@ -80,20 +81,21 @@ class Scheduler:
     def finish(self, job, worker):
         with self.lock:
             self.running.discard(job.name)
-            if worker.alive(): self.idle[job.pass_name].append(worker)
+            if job.fresh: worker.stop()
+            elif worker.alive(): self.idle[job.pass_name].append(worker)
             if not any(j.pass_name == job.pass_name for j in self.pending):
                 for w in self.idle.pop(job.pass_name, []): w.stop()
                 self.idle[job.pass_name] = []
             self.lock.notify_all()
 
-    def worker_for(self, pass_name):
+    def worker_for(self, job):
         with self.lock:
-            if self.idle[pass_name]: return self.idle[pass_name].pop()
-        return Worker(self.envs[pass_name])
+            if self.idle[job.pass_name] and not job.fresh: return self.idle[job.pass_name].pop()
+        return Worker(self.envs[job.pass_name])
 
     def slot(self):
         while (job := self.next_job()) is not None:
-            worker = self.worker_for(job.pass_name)
+            worker = self.worker_for(job)
             job.ok, job.seconds = worker.run(job.path)
             print(f"[{job.pass_name}] {'passed' if job.ok else 'FAILED'} {job.path.name} "
                   f"in {job.seconds:.0f} s", flush=True)
@@ -171,6 +173,8 @@ def main(argv=None):
                     help="space-separated notebook names (no .ipynb) that pass leaves out")
     ap.add_argument("--first", nargs=2, action="append", default=[], metavar=("NAME", "COMMAND"),
                     help="a shell command that must succeed before that pass's notebooks start")
+    ap.add_argument("--fresh", action="append", default=[], metavar="FOLDER",
+                    help="the name of a folder whose notebooks each get a new process")
     ap.add_argument("--slots", type=int, default=2, help="notebooks running at once")
     ap.add_argument("--expected", help="the --record of an earlier run, which sets the order")
     ap.add_argument("--record", help="where to write the seconds of this run, by pass")
@@ -184,7 +188,8 @@ def main(argv=None):
     for name, assignments in a.env:
         envs[name].update(v.split("=", 1) for v in shlex.split(assignments))
     skipped = {name: set(names.split()) for name, names in a.skip}
-    jobs = [Job(name, path, expected.get(path.stem, float("inf")))
+    fresh = set(a.fresh)
+    jobs = [Job(name, path, expected.get(path.stem, float("inf")), bool(fresh & set(path.parts)))
             for name, folder in a.passes for path in notebooks(folder, skipped.get(name, ()))]
     start = time.time()
     Scheduler(jobs, envs, dict(a.first)).run(a.slots)
