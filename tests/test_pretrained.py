@@ -52,3 +52,17 @@ def test_activation_bytes_counts_activations_not_weights():
 def test_a_body_without_stages_is_refused_with_the_reason():
     with pytest.raises(TypeError, match="cannot checkpoint a Linear body: it has no stages"):
         recompute_activations(SimpleNamespace(model=torch.nn.Sequential(torch.nn.Linear(2, 2))))
+
+
+def test_converting_the_lite0_checkpoint_leaves_the_random_state_alone(tmp_path, monkeypatch):
+    "A seeded lesson trains the same whether or not this run is the one that converts the weights."
+    from htc_dl.pretrained import lite0_checkpoint
+    monkeypatch.setenv("HTC_DL_MODELS", str(tmp_path))
+    torch.manual_seed(0)
+    converted = lite0_checkpoint()
+    after_converting = torch.rand(3)
+    torch.manual_seed(0)
+    assert lite0_checkpoint() == converted and converted.parent == tmp_path   # now only read
+    torch.testing.assert_close(torch.rand(3), after_converting)
+    torch.manual_seed(0)
+    torch.testing.assert_close(torch.rand(3), after_converting)
