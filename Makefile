@@ -76,8 +76,9 @@ browser:
 	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
 # Two pytest workers (the cores), each taking whole test files: one process alone keeps one core busy.
+# Each test's seconds go to test-output/pytest.xml.
 pytest: install browser
-	$(BIN)/python -m pytest -q -ra --durations=15 -n 2 --dist loadfile tests/
+	$(BIN)/python -m pytest -q -ra --durations=15 -n 2 --dist loadfile --junitxml=test-output/pytest.xml tests/
 
 # Every notebook runs once per mode, on a copy of nbs/ whose executed notebooks (outputs saved) the site is built from.
 # scripts/run_notebooks.py runs them two at a time (the cores), the longest first by the seconds of an earlier run
@@ -95,7 +96,8 @@ fresh_copy = rm -rf $(EXECUTED)/$(1) && mkdir -p $(EXECUTED)/$(1) && cp -r nbs $
 # folder variable and each network connection, per notebook, in MODE_RECORD. The notebooks listed in SAME_BOTH_MODES
 # run offline only: tests/test_ci_speed.py checks that they made none.
 SAME_BOTH_MODES := tests/online/same_in_both_modes.txt
-OFFLINE_ONLY := $(basename $(notdir $(shell sed -e 's/\#.*//' $(SAME_BOTH_MODES) 2>/dev/null)))
+OFFLINE_ONLY_PATHS := $(shell sed -e 's/\#.*//' $(SAME_BOTH_MODES) 2>/dev/null)
+OFFLINE_ONLY := $(basename $(notdir $(OFFLINE_ONLY_PATHS)))
 MODE_RECORD := $(EXECUTED)/offline/mode-reads.jsonl
 OFFLINE_ENV := HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/online/mode_guard \
   HTC_DL_GUARD_LOG=$(CURDIR)/$(MODE_RECORD)
@@ -130,12 +132,16 @@ nbtest-online: install
 	$(call fresh_copy,online)
 	$(STOP_MIRROR) $(RUN_NOTEBOOKS) $(ONLINE_PASS)
 
-# Both passes in one schedule, as `make test` runs them.
+# Both passes in one schedule, as `make test` runs them. The site is built from the online copies: the OFFLINE_ONLY
+# notebooks' executed copies go there from the offline pass, and REUSED_OFFLINE tells site-html not to run them again.
+REUSED_OFFLINE := $(EXECUTED)/online/offline-only-copied
 notebooks: install
 	@echo "Executing the notebooks in nbs/ in small mode, offline and against the simulated online mirror"\
 	  "(executed copies in $(EXECUTED)); offline only, the same in both modes: $(OFFLINE_ONLY)"
 	$(call fresh_copy,offline) && $(call fresh_copy,online)
 	$(STOP_MIRROR) $(RUN_NOTEBOOKS) $(OFFLINE_PASS) $(ONLINE_PASS)
+	for nb in $(OFFLINE_ONLY_PATHS); do cp $(EXECUTED)/offline/$$nb $(EXECUTED)/online/$$nb; done
+	touch $(REUSED_OFFLINE)
 
 space := $(eval) $(eval)
 names_re = ^($(subst $(space),|,$(strip $(1))))\.ipynb$$
@@ -145,8 +151,9 @@ names_re = ^($(subst $(space),|,$(strip $(1))))\.ipynb$$
 # same two steps against the mirror. docs/publish_executed.py then copies the notebooks for the branch.
 site: nbtest-online site-html
 site-html: install
-	env $(STREAM_THREADS) HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 $(BIN)/nbdev-test $(EXECUTED)/online/nbs --save \
-	  --timing --n-workers 1 --file-re '$(call names_re,$(OFFLINE_ONLY))'
+	@if [ -f $(REUSED_OFFLINE) ]; then echo "$(OFFLINE_ONLY): executed in the offline pass"; else \
+	  env $(STREAM_THREADS) HTC_DL_SMALL=1 HTC_DL_OFFLINE=1 $(BIN)/nbdev-test $(EXECUTED)/online/nbs --save \
+	    --timing --n-workers 1 --file-re '$(call names_re,$(OFFLINE_ONLY))'; fi
 	$(BIN)/python docs/build_site.py $(EXECUTED)/online/nbs build/site
 
 # The course site (Jupyter Book 1, offline) from the executed notebooks: build/site/html/index.html.

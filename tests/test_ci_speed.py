@@ -65,6 +65,17 @@ def test_listed_notebooks_read_no_mode_variable_and_open_no_connection_in_the_of
             f"{p.name} was not executed in the offline pass"
 
 
+def test_the_site_gets_the_listed_notebooks_as_the_offline_pass_executed_them():
+    "`make notebooks` copies them into the online folder the site is built from, not run again."
+    online = ROOT / "build" / "executed" / "online"
+    if not (online / "offline-only-copied").exists():
+        pytest.fail(f"no {online}/offline-only-copied: `make notebooks` writes it", pytrace=False)
+    for p in listed():
+        where = p.relative_to(ROOT)
+        assert (online / where).read_bytes() == (OFFLINE / where).read_bytes(), where
+        cells = json.loads((online / where).read_text())["cells"]
+        assert any(c.get("outputs") for c in cells if c["cell_type"] == "code"), where
+
 def test_make_test_prints_each_steps_seconds_and_stops_at_the_first_failing_step(tmp_path):
     (tmp_path / "Makefile").write_text(f"include {ROOT / 'Makefile'}\n"
                                        "quick: ; @sleep 1; echo quick ran\n"
