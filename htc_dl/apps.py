@@ -239,8 +239,8 @@ def classifier_app(model_or_path=None, k=3, title="What breed is it?", journal=N
             app.feedback.value = message_html(f"Recorded: {app.last['name']} is a "
                                               f"{app.correct.value} "
                                               f"(the model said: {app.last['answer']}). "
-                                              f"{len(record_files(app.journal))} "
-                                              f"corrections in {app.journal}; retraining "
+                                              f"Corrections in {app.journal}: "
+                                              f"{len(record_files(app.journal))}; retraining "
                                               "with them is in lesson 3.", "ok")
         except FeedbackError as e: app.feedback.value = message_html(str(e))
     app.button.on_click(classify)

@@ -237,7 +237,7 @@ def drive_classifier(page, app, files):
     t0 = time.perf_counter(); page.get_by_role("button", name="Record correction").click()
     _, said = wait_for_change(page, feedback, before, timeout=30)
     record(app, "record a correction", time.perf_counter() - t0)
-    m = re.search(r"Recorded: coffee\.jpg is a (\w+) .* corrections in (\S+);", said, re.S)
+    m = re.search(r"Recorded: coffee\.jpg is a (\w+) .* Corrections in (\S+): \d+;", said, re.S)
     assert m, said
     from htc_dl.feedback import record_files   # leave the learner's journal as it was
     newest = max(record_files(m.group(2)), key=lambda f: f.stat().st_mtime)

@@ -165,7 +165,7 @@ def test_the_app_records_a_correction_for_the_last_picture_and_says_where(toy_mo
     assert list(app.correct.options) == BREEDS
     app.correct.value = "samoyed"; app.record.click()
     assert ("Recorded: ../../evil.jpg is a samoyed (the model said: most likely" in said(app)
-            and "1 corrections in" in said(app))
+            and ": 1; retraining" in said(app))
     (r,) = read_corrections(tmp_path/"journal")
     assert ((r["label"], r["file_name"], r["content"]) == ("samoyed", "evil.jpg", jpeg())
             and r["answer"].startswith("most likely"))
@@ -216,7 +216,7 @@ def test_a_second_upload_with_the_same_name_is_recorded_with_its_own_picture(toy
     upload(app, "image.jpg", photo_jpeg("coffee"))   # a new picture: the note about the cat must go
     assert said(app) == "" and app.correct.value is None
     app.correct.value = "pug"; app.record.click()
-    assert "Recorded: image.jpg is a pug" in said(app) and "2 corrections in" in said(app)
+    assert "Recorded: image.jpg is a pug" in said(app) and ": 2; retraining" in said(app)
     first, second = read_corrections(tmp_path)
     assert (first["label"], first["content"]) == ("Bombay", photo_jpeg("chelsea"))
     assert (second["label"], second["content"]) == ("pug", photo_jpeg("coffee"))
