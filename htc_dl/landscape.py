@@ -30,8 +30,12 @@ class Landscape:
 # %% ../nbs/lessons/04a_landscape.ipynb #6bff3e7e
 def _bowl(x, y): return x**2 + y**2
 def _bowl_gradient(x, y): return 2 * x, 2 * y
+
+# %% ../nbs/lessons/04a_landscape.ipynb #820f218a
 def _valley(x, y): return 0.05 * x**2 + 2 * y**2
 def _valley_gradient(x, y): return 0.1 * x, 4 * y
+
+# %% ../nbs/lessons/04a_landscape.ipynb #31da1e7c
 def _bumpy(x, y): return 0.2 * (x**2 + y**2) + 0.5 * (1 - np.cos(2.5 * x) * np.cos(2.5 * y))
 def _bumpy_gradient(x, y):
     return (0.4 * x + 1.25 * np.sin(2.5 * x) * np.cos(2.5 * y),
@@ -47,7 +51,6 @@ LANDSCAPES = {l.name: l for l in (
     Landscape("bumpy", _bumpy, _bumpy_gradient, 0.56,
               "local minima: the marble can get stuck; noise can shake it out"),
 )}
-MAX_STEPS = 10_000
 
 # %% ../nbs/lessons/04a_landscape.ipynb #89b68e79
 def get_landscape(landscape):
@@ -82,8 +85,11 @@ class Descent:
     losses: np.ndarray
     diverged_at: int | None = None
 
-    @property
-    def diverged(self): return self.diverged_at is not None
+# %% ../nbs/lessons/04a_landscape.ipynb #cb895f21
+@patch(as_prop=True)
+def diverged(self:Descent):
+    "Whether the marble flew off: its loss overflowed or passed ten times the top of the picture."
+    return self.diverged_at is not None
 
 # %% ../nbs/lessons/04a_landscape.ipynb #e441c641
 @patch
@@ -125,6 +131,7 @@ def _noisy_message(self:Descent):
     return (f"Shaken by noise, the marble keeps jiggling: the loss went from {first:.3g} "
             f"to {last:.3g} (lowest on the way: {self.losses.min():.3g}). {where}")
 
+# %% ../nbs/lessons/04a_landscape.ipynb #687dab65
 @patch(as_prop=True)
 def message(self:Descent):
     "What happened, in one or two sentences, with what to try next."
@@ -140,6 +147,9 @@ def _checked_start(land, start):
     e = land.extent
     return (_check_number("start x", x, -e, e, f"Start inside the picture, from {-e} to {e}."),
             _check_number("start y", y, -e, e, f"Start inside the picture, from {-e} to {e}."))
+
+# %% ../nbs/lessons/04a_landscape.ipynb #e3b93550
+MAX_STEPS = 10_000
 
 # %% ../nbs/lessons/04a_landscape.ipynb #95cac4f0
 def _checked_noise(lr, steps, noise, seed):
