@@ -43,10 +43,12 @@ def init_params(size, std=1.0):
     "Random starting weights of shape `size`, normal with spread `std`, that track their gradient."
     return (torch.randn(size) * std).requires_grad_()
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #048dcd10
 def linear1(xb, weights, bias):
     "A linear model: one score per row of `xb`, `xb @ weights + bias`; a score above 0 means 'a 3'."
     return xb @ weights + bias
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #6c896b22
 def mnist_loss(predictions, targets):
     ("How far sigmoid(predictions) is from the 0/1 "
      "targets, on average: small when confident and right.")
@@ -80,6 +82,7 @@ class DataLoader:
 @patch
 def __len__(self:DataLoader): return math.ceil(len(self.dataset) / self.batch_size)
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #41f17982
 @patch
 def __iter__(self:DataLoader):
     n = len(self.dataset)
@@ -182,6 +185,7 @@ def softmax(x, dim=-1):
     exps = (x - x.max(dim, keepdim=True).values).exp()
     return exps / exps.sum(dim, keepdim=True)
 
+# %% ../nbs/lessons/04_sgd_from_scratch.ipynb #f50ea69f
 def log_softmax(x, dim=-1):
     "log(softmax(x)) without forming the softmax: x - max - log(sum(exp(x - max)))."
     shifted = x - x.max(dim, keepdim=True).values
