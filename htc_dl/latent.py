@@ -71,10 +71,12 @@ def fit_pca(x, k):
     _, _, directions = torch.linalg.svd(x - mean, full_matrices=False)
     return mean, directions[:k]
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #a66c753a
 def pca_reconstruct(x, mean, directions):
     "Each row of `x` summarised by its coordinates along `directions` and drawn back from them."
     return ((x - mean) @ directions.T) @ directions + mean
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #8e49b5f4
 def reconstruction_error(x, reconstruction):
     "Mean squared difference per pixel between digits and their redrawings."
     return ((torch.as_tensor(x) - torch.as_tensor(reconstruction)) ** 2).mean().item()
@@ -110,6 +112,7 @@ def _train_epoch(model, loss_func, x, bs, opt, order):
         total += loss.item() * len(batch)
     return total / len(x)
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #1dee2340
 def _shown_epochs(epochs, progress):
     "`range(epochs)`, drawn as a progress bar if `progress`."
     if not progress: return range(epochs)
@@ -161,6 +164,7 @@ def encode(self:VAE, x):
     hidden = self.body(x)
     return self.mean(hidden), self.log_var(hidden)
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #240424c8
 @patch
 def decode(self:VAE, code): return torch.sigmoid(self.decoder(code))   # brightnesses, for drawing
 
@@ -179,6 +183,7 @@ def elbo(x, logits, mean, log_var):
     log_likelihood = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
     return log_likelihood - kl_divergence(mean, log_var)
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #2a8c99a2
 def vae_loss(model, xb):
     "Minus the mean ELBO of a batch."
     return -elbo(xb, *model(xb)).mean()
@@ -202,6 +207,7 @@ MIXER_SETTINGS = dict(vae=dict(n_latent=20, n_hidden=256), train=dict(epochs=30,
 # %% ../nbs/lessons/06e_latent_spaces.ipynb #c88bb893
 from .sgd import BasicLearner, DataLoader, simple_net, softmax, cross_entropy, multi_accuracy
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #09482d7c
 def fit_digit_classifier(x, y, x_valid, y_valid, n_hidden=128, epochs=20, lr=0.05,
                          momentum=0.9, seed=0):
     ("Lesson 4's `simple_net` with ten outputs, trained by its `BasicLearner` with "
@@ -220,6 +226,7 @@ def digit_probabilities(classifier, images):
     with torch.no_grad():
         return softmax(classifier(torch.as_tensor(images, dtype=torch.float32).reshape(-1, 28*28)))
 
+# %% ../nbs/lessons/06e_latent_spaces.ipynb #614d8356
 def recognised(classifier, images, labels):
     "Fraction of `images` the classifier reads as their true digit in `labels`."
     return (digit_probabilities(classifier, images).argmax(1)
