@@ -14,6 +14,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'PixelModel', 'photo_pixels', 'to_gr
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #117b6d27
 from .extras import require_extra
 require_extra("interpret")   # captum: pip install "htc_dl[interpret]"
+
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #d8f2e967
 import numpy as np
 import torch
 from torch import nn
@@ -61,6 +63,7 @@ def top_k(model, x, labels, k=3):
     return [[(labels[i], p.item()) for p, i in zip(ps, ix)]
             for ps, ix in zip(top.values, top.indices)]
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #d04cb0cc
 def top1(model, x, batch=4):
     "The most likely class of each image in x, in batches of `batch` to bound memory."
     with torch.no_grad():
@@ -72,6 +75,7 @@ def per_image(target, n):
     target = torch.as_tensor(target, dtype=torch.long)
     return target.expand(n) if target.dim() == 0 else target
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #9ba4a84a
 def in_batches(f, model, x, target, batch=2, **kwargs):
     ("`f(model, x, target=...)` on `batch` images at a time, joined "
      "(a backward pass through a big model holds ~100 MB per image).")
@@ -93,6 +97,7 @@ def total_variation(x):
      "pixels, down and across: small for smooth images.")
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean()
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #7bc1756d
 def class_objective(model, classes):
     "Scores to raise: image i's logit for class `classes[i]`."
     classes = torch.as_tensor(classes)
@@ -173,6 +178,7 @@ def amplified(delta, eps):
     return ((delta / max(eps, 1e-12)).clamp(-1, 1) * 127.5
             + 127.5).round().byte().permute(1, 2, 0).numpy()
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #4e22bcdc
 def as_picture(x):
     "An image tensor (3, h, w) in [0, 1] as a uint8 (h, w, 3) array."
     return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
@@ -197,6 +203,7 @@ def fooled(model, adv, label, targeted=False):
     pred = top1(model, adv)
     return pred == torch.as_tensor(label) if targeted else pred != torch.as_tensor(label)
 
+# %% ../nbs/lessons/04b_how_nets_learn.ipynb #5b1b9230
 def success_grid(model, x, label, attack, levels, targeted=False, **kwargs):
     ("A (len(levels), n) table: did `attack` at ε = level/255 "
      "work on each image? Level 0 is the clean image.")
