@@ -67,6 +67,7 @@ def l1_distance(a, b):
     _check_images(a, b)
     return (a - b).abs().mean((-1, -2))
 
+# %% ../nbs/lessons/03b_mnist_basics.ipynb #bcdd7442
 def l2_distance(a, b):
     "Root mean squared difference over the last two axes (height, width); leading axes broadcast."
     _check_images(a, b)
