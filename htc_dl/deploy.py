@@ -12,6 +12,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'PHOTOS', 'KEEP_FLOAT', 'imagenet_cl
 # %% ../nbs/lessons/03c_deploy.ipynb #1e578a11
 from .extras import require_extra
 require_extra("deploy")   # onnx, onnxruntime, openvino: pip install "htc_dl[deploy]"
+
+# %% ../nbs/lessons/03c_deploy.ipynb #ecd46fd5
 import math, time, warnings
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +25,7 @@ from torch import nn
 # %% ../nbs/lessons/03c_deploy.ipynb #ace9ad52
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
+# %% ../nbs/lessons/03c_deploy.ipynb #cf5333a5
 def imagenet_classifier():
     ("EfficientNet-Lite0 with its 1,000-class ImageNet head as an "
      "`htc_dl.saving.Classifier`, with the spec an export needs.")
@@ -252,6 +255,7 @@ def _conv_names(onnx_path, which):
         names += [n.name for n in nodes if any(a.name == "group" and a.i > 1 for a in n.attribute)]
     return names
 
+# %% ../nbs/lessons/03c_deploy.ipynb #51e3e735
 KEEP_FLOAT = ("first",)   # the layer that loses most in 8 bits (measured below)
 
 # %% ../nbs/lessons/03c_deploy.ipynb #97d34e58
