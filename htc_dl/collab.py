@@ -27,6 +27,7 @@ def sigmoid_range(x, low, high):
     "Squash `x` into the open interval (`low`, `high`) with a sigmoid."
     return torch.sigmoid(x) * (high - low) + low
 
+# %% ../nbs/lessons/06b_collab.ipynb #bff7c3f3
 def small_embedding(n, n_factors):
     "An `nn.Embedding` started as fastai does: normal with sd 0.01 (PyTorch's default is sd 1)."
     emb = nn.Embedding(n, n_factors)
@@ -68,6 +69,7 @@ def create_params(size):
     "A trainable tensor of shape `size`, started at small random numbers (normal, sd 0.01)."
     return nn.Parameter(torch.zeros(*size).normal_(0, 0.01))
 
+# %% ../nbs/lessons/06b_collab.ipynb #d84cca13
 class ScratchEmbedding(nn.Module):
     "`nn.Embedding` from scratch: a `create_params` matrix whose rows are looked up by index."
     def __init__(self, n, n_factors):
