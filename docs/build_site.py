@@ -70,9 +70,29 @@ def rewrite_links(markdown, nb_folder, page_folder):
     return NOTEBOOK_LINK.sub(swap, markdown)
 
 
+PROGRESS_BAR = re.compile(r"(?:Epoch \d+/\d+ : )?\|[█-]*\| *\d+\.\d+% \[[^\]\r\n]*\]")
+
+
+def final_text(text):
+    """Printed text without fastai's progress bars, which redraw their line hundreds of times after
+    carriage returns: each line keeps its last part that is not a bar; a line of bars only goes."""
+    lines = []
+    for line in "".join(text).split("\n"):
+        parts = [PROGRESS_BAR.sub("", part) for part in line.split("\r")]
+        kept = next((part for part in reversed(parts) if part.strip("█ ")), "")
+        if kept or not line.strip("\r"): lines.append(kept)
+    return "\n".join(lines)
+
+
+def final_outputs(outputs):
+    "A cell's outputs with each printed text as it finally reads."
+    return [{**o, "text": final_text(o["text"])} if o.get("output_type") == "stream" else o
+            for o in outputs]
+
+
 def page_notebook(nb, folder="lessons"):
     """`nb` as the site shows it: `#| hide` cells removed, directive lines dropped, links to other
-    notebooks fixed."""
+    notebooks fixed, progress bars shown as they end."""
     cells = []
     for cell in nb["cells"]:
         source = "".join(cell["source"])
@@ -81,6 +101,7 @@ def page_notebook(nb, folder="lessons"):
             if "hide" in directives(source): continue
             source = "\n".join(l for l in source.splitlines() if not l.startswith("#|")).strip("\n")
             if not source and not cell.get("outputs"): continue
+            cell = {**cell, "outputs": final_outputs(cell.get("outputs", []))}
         cells.append({**cell, "source": source})
     return {**nb, "cells": cells}
 

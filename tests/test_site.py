@@ -5,7 +5,7 @@ in the package names a page of it.
 The site is built from executed notebooks: `make test` builds it (`make site-html`) before pytest.
 The notebook-link checks at the bottom need no site.
 """
-import functools, http.server, json, re, threading, urllib.parse
+import functools, http.server, json, re, sys, threading, urllib.parse
 from pathlib import Path
 
 import pytest
@@ -115,6 +115,15 @@ def test_lessons_show_their_outputs_plots_included(site, page):
     assert with_plots >= 5, f"only {with_plots} lessons show a plot"
 
 
+def test_training_tables_show_their_rows_and_no_progress_bar(site):
+    "fastai's table of epochs shows its rows; the hundreds of redraws of its progress bar do not."
+    pages = [SITE/p for p in site_pages() if p.startswith("lessons/")]
+    with_tables = [p for p in pages if re.search(r"epoch\s+train_loss\s+valid_loss", p.read_text())]
+    assert len(with_tables) >= 3, [p.name for p in with_tables]
+    for p in pages:
+        assert not re.search(r"Epoch \d+/\d+ : \|", p.read_text()), f"{p.name} shows a progress bar"
+
+
 def test_no_internal_link_is_broken(site, page):
     broken = {}
     for rel in site_pages():
@@ -159,6 +168,23 @@ def test_hidden_checks_run_in_ci_but_do_not_show_on_the_site(site):
 
 
 # -------------------------------------------------------- the notebooks' own links (no site needed)
+
+def test_a_page_shows_printed_text_without_progress_bars():
+    sys.path.insert(0, str(ROOT/"docs"))
+    from build_site import page_notebook
+    bar = "".join(f"\rEpoch 1/1 : |{'█' * i}{'-' * (4 - i)}| {25 * i}.00% [{i}/4 00:0{i}<00:01]"
+                  for i in range(5))
+    stopped = "Epoch 1/1 : |██--| 50.00% [2/4 00:01<00:01... 8.5073]"   # a finder that stopped
+    printed = ["\u2588\repoch  train_loss\n", f"\u2588\r{bar}\r0      0.75    \n", f"{bar}\n",
+               "\n", f"done\r\n{stopped}minimum  2.5e-02\n"]
+    cell = {"cell_type": "code", "source": "learn.fit(1)", "metadata": {}, "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": printed},
+        {"output_type": "execute_result", "data": {"text/plain": "a\rb"}, "metadata": {}}]}
+    (shown,) = page_notebook({"cells": [cell]})["cells"]
+    assert shown["outputs"][0]["text"] == ("epoch  train_loss\n0      0.75    \n\ndone\n"
+                                           "minimum  2.5e-02\n")
+    assert shown["outputs"][1] == cell["outputs"][1]
+
 
 def test_every_link_between_notebooks_names_a_notebook_that_exists():
     broken = []
