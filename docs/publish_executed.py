@@ -7,9 +7,12 @@ on the real data sets), outputs included.
 Copies every notebook of nbs/ from EXECUTED_NBS (a copy of nbs/ that `make site` executed) to
 OUT/nbs, and writes OUT/README.md naming COMMIT. It refuses a copy whose code differs from nbs/
 (its outputs would not come from the current code) and a lesson without outputs (not executed).
+fastai's progress bars are left out of the printed text, as on the site.
 """
 import json, shutil, sys
 from pathlib import Path
+
+from build_site import final_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "htc-education/htc_dl"
@@ -50,7 +53,10 @@ def publish(executed, out, commit):
     if out.exists(): shutil.rmtree(out)
     for copy, rel in pairs:
         (out/"nbs"/rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(copy, out/"nbs"/rel)
+        nb = json.loads(copy.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code": cell["outputs"] = final_outputs(cell["outputs"])
+        (out/"nbs"/rel).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     (out/"README.md").write_text(
         f"# htc_dl: the notebooks with their outputs\n\n"
         f"Every notebook of [htc_dl](https://github.com/{REPO}) as it ran in small mode on the "

@@ -33,6 +33,9 @@ def test_every_notebook_is_published_and_every_lesson_shows_its_outputs(executed
         cells = json.loads(lesson.read_text())["cells"]
         with_outputs = [c for c in cells if c["cell_type"] == "code" and c.get("outputs")]
         assert len(with_outputs) >= 5, (lesson.name, len(with_outputs))
+        printed = [o for c in with_outputs for o in c["outputs"] if o["output_type"] == "stream"]
+        assert not [o for o in printed if re.search(r"\|[█-]+\| *\d+\.\d+%", "".join(o["text"]))], \
+            f"{lesson.name} keeps a progress bar"
     assert "abc1234" in (tmp_path/"out"/"README.md").read_text()
 
 
