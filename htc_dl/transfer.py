@@ -40,6 +40,7 @@ def _need_optimiser(learn):
         raise ValueError("this Learner has no optimiser yet, so it has no parameter "
                          "groups: call `learn.create_opt()` or train it first.")
 
+# %% ../nbs/lessons/06a_transfer_learning.ipynb #55adaa7c
 def group_lrs(learn):
     ("The learning rate of each parameter group (body first, head last), "
      "read from the optimiser's `learn.opt.hypers`.")
