@@ -138,7 +138,7 @@ def visualise(objective, n, size=128, steps=60, lr=0.05, tv=1.0, shift=8, seed=0
 
 # %% ../nbs/lessons/04b_how_nets_learn.ipynb #e45ce1e1
 def saliency(model, x, target):
-    "|d score[target] / d pixel|, the largest over the colour channels: (n, h, w)."
+    "How much score[target] moves per pixel (absolute gradient), largest over colours: (n, h, w)."
     x = x.detach().clone().requires_grad_(True)
     score = model(x)[torch.arange(len(x)), torch.as_tensor(target)].sum()
     grad, = torch.autograd.grad(score, x)

@@ -193,7 +193,7 @@ def _sqrt_psd(m):
 
 def frechet_distance(a, b):
     ("The Fréchet distance between Gaussians fitted to rows `a` and `b`: "
-     "|mean_a - mean_b|^2 + trace(C_a + C_b - 2 (C_a C_b)^1/2).")
+     "the squared distance of the means + trace(C_a + C_b - 2 (C_a C_b)^1/2).")
     a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
     root_a = _sqrt_psd(cov_a)
