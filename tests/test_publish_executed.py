@@ -34,9 +34,22 @@ def test_every_notebook_is_published_and_every_lesson_shows_its_outputs(executed
         with_outputs = [c for c in cells if c["cell_type"] == "code" and c.get("outputs")]
         assert len(with_outputs) >= 5, (lesson.name, len(with_outputs))
         printed = [o for c in with_outputs for o in c["outputs"] if o["output_type"] == "stream"]
-        assert not [o for o in printed if re.search(r"\|[█-]+\| *\d+\.\d+%", "".join(o["text"]))], \
-            f"{lesson.name} keeps a progress bar"
+        bars = [o for o in printed if re.search(r"\|[█-]+\| *\d+\.\d+%", "".join(o["text"]))]
+        assert not bars, f"{lesson.name} keeps a progress bar"
     assert "abc1234" in (tmp_path/"out"/"README.md").read_text()
+
+
+def test_no_lesson_shows_the_text_of_a_plot_object_under_its_figure(executed):
+    "A plot cell ends with `plt.show()`: the reader sees the figure, not `Text(0.5, 1.0, ...)`."
+    shown = []
+    for lesson in sorted((executed/"lessons").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(lesson.read_text())["cells"]):
+            for o in cell.get("outputs", []):
+                text = "".join(o.get("data", {}).get("text/plain", "")) if (
+                    o["output_type"] == "execute_result") else ""
+                if re.match(r"\[?(Text\(|<matplotlib\.|<Axes)", text):
+                    shown.append((lesson.name, i, text))
+    assert not shown, shown
 
 
 def test_a_copy_whose_code_differs_from_nbs_is_refused(executed, tmp_path):
