@@ -92,7 +92,7 @@ def final_outputs(outputs):
 
 def page_notebook(nb, folder="lessons"):
     """`nb` as the site shows it: `#| hide` cells removed, directive lines dropped, links to other
-    notebooks fixed, progress bars shown as they end."""
+    notebooks fixed, fastai's progress bars left out of printed text."""
     cells = []
     for cell in nb["cells"]:
         source = "".join(cell["source"])
