@@ -23,7 +23,7 @@ from .latent import DIGITS_PER_CLASS, MIXER_SETTINGS, digit_probabilities, load_
 # %% ../nbs/core/07_gans.ipynb #822c6d1b
 N_LATENT = MIXER_SETTINGS["vae"]["n_latent"]      # the Digit mixer's VAE: same latent size
 GAN_SETTINGS = dict(n_features=32, epochs=15, bs=32, lr_generator=1e-3, lr_critic=5e-4,
-                    betas=(0.5, 0.999), average=0.995)
+                    betas=(0.5, 0.999), average_decay=0.995)
 
 class DigitGenerator(nn.Module):
     "A code of `n_latent` numbers -> 7x7 maps -> 14x14 -> a 28x28 digit of brightnesses in (0, 1)."
@@ -74,9 +74,9 @@ def average_into(average, model, decay=0.995):
             else: kept.copy_(new)                             # BatchNorm's count of batches
 
 def train_gan(generator, critic, x, epochs=15, bs=32, lr_generator=1e-3, lr_critic=5e-4,
-              betas=(0.5, 0.999), average=0.995, seed=0, progress=False):
+              betas=(0.5, 0.999), average_decay=0.995, seed=0, progress=False):
     ("Alternate a critic step and a generator step per batch of `x`: the generator's moving "
-     "average (`average` = 0 keeps the last one), the critic, and each step's losses.")
+     "average (`average_decay` = 0 keeps the last one), the critic, and each step's losses.")
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
     opt_c = torch.optim.Adam(critic.parameters(), lr_critic, betas=betas)
@@ -93,7 +93,7 @@ def train_gan(generator, critic, x, epochs=15, bs=32, lr_generator=1e-3, lr_crit
             codes = torch.randn(len(batch), generator.n_latent)
             history.append((critic_step(generator, critic, opt_c, x[batch], codes),
                             generator_step(generator, critic, opt_g, codes)))
-            average_into(kept, generator, average)
+            average_into(kept, generator, average_decay)
     return kept.eval(), critic.eval(), history
 
 # %% ../nbs/core/07_gans.ipynb #cfe043fe
